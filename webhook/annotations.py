@@ -1,0 +1,146 @@
+"""The user API: the namespace label and Pod annotations, and how their values are read.
+
+Every name a user can type is a constant in this file; README's annotation table mirrors it.
+Parsing is strict: a value we cannot read denies the Pod with a message that names the
+annotation, the value and what is allowed, rather than guessing what the user meant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from webhook.errors import AnnotationError
+
+PREFIX = "sidecar-injector.io/"
+
+# Namespace label used by the MutatingWebhookConfiguration's namespaceSelector.
+NAMESPACE_LABEL = PREFIX + "inject"
+NAMESPACE_LABEL_VALUE = "enabled"
+
+INJECT = PREFIX + "inject"
+PROFILES = PREFIX + "profiles"
+NATIVE_SIDECAR = PREFIX + "native-sidecar"
+HOLD_APPLICATION = PREFIX + "hold-application"
+DRAIN_SECONDS = PREFIX + "drain-seconds"
+SHARE_PROCESS_NAMESPACE = PREFIX + "share-process-namespace"
+PODINFO = PREFIX + "podinfo"
+PROBES = PREFIX + "probes"
+WARMUP_SECONDS = PREFIX + "warmup-seconds"
+STATUS = PREFIX + "status"
+
+KNOWN = frozenset(
+    {
+        INJECT,
+        PROFILES,
+        NATIVE_SIDECAR,
+        HOLD_APPLICATION,
+        DRAIN_SECONDS,
+        SHARE_PROCESS_NAMESPACE,
+        PODINFO,
+        PROBES,
+        WARMUP_SECONDS,
+        STATUS,
+    }
+)
+
+MAX_SECONDS = 3600
+_BOOL_ALLOWED = "allowed values are true or false"
+_SECONDS_ALLOWED = f"allowed values are whole seconds from 0 to {MAX_SECONDS}"
+_PROFILE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Per-Pod settings read from annotations; None means "not set, use the profiles'"."""
+
+    inject: bool | None = None
+    profiles: tuple[str, ...] | None = None
+    native_sidecar: bool | None = None
+    hold_application: bool | None = None
+    drain_seconds: int | None = None
+    share_process_namespace: bool | None = None
+    podinfo: bool | None = None
+    probes: bool | None = None
+    warmup_seconds: int | None = None
+
+
+def parse_bool(annotation: str, value: object) -> bool:
+    """`true`/`false` in any letter case, surrounding blanks ignored."""
+    text = str(value).strip().lower()
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    raise AnnotationError(annotation, str(value), _BOOL_ALLOWED)
+
+
+def parse_seconds(annotation: str, value: object) -> int:
+    """A whole number of seconds in 0..3600, written in decimal digits."""
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_SECONDS:
+        raise AnnotationError(annotation, str(value), _SECONDS_ALLOWED)
+    return int(text)
+
+
+def parse_profiles(annotation: str, value: object, known: Mapping[str, object]) -> tuple[str, ...]:
+    """A comma list of configured profile names, deduplicated in order."""
+    names: list[str] = []
+    for raw in str(value).split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name not in known:
+            allowed = ", ".join(sorted(known)) or "none are configured"
+            raise AnnotationError(annotation, str(value), f"unknown profile {name!r}; configured profiles: {allowed}")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise AnnotationError(
+            annotation, str(value), f"name at least one profile (set {INJECT}: \"false\" to opt out)"
+        )
+    return tuple(names)
+
+
+def parse_overrides(
+    annotations: Mapping[str, object], labels: Mapping[str, object], profiles: Mapping[str, object]
+) -> Overrides:
+    """Read every annotation we own; the first invalid one raises AnnotationError.
+
+    The inject switch is honoured as a label too (the webhook's objectSelector uses the
+    label); when both are present the annotation wins.
+    """
+    inject: bool | None = None
+    if INJECT in labels:
+        inject = parse_bool(INJECT + " (label)", labels[INJECT])
+    if INJECT in annotations:
+        inject = parse_bool(INJECT, annotations[INJECT])
+
+    def get_bool(name: str) -> bool | None:
+        return parse_bool(name, annotations[name]) if name in annotations else None
+
+    def get_seconds(name: str) -> int | None:
+        return parse_seconds(name, annotations[name]) if name in annotations else None
+
+    return Overrides(
+        inject=inject,
+        profiles=parse_profiles(PROFILES, annotations[PROFILES], profiles) if PROFILES in annotations else None,
+        native_sidecar=get_bool(NATIVE_SIDECAR),
+        hold_application=get_bool(HOLD_APPLICATION),
+        drain_seconds=get_seconds(DRAIN_SECONDS),
+        share_process_namespace=get_bool(SHARE_PROCESS_NAMESPACE),
+        podinfo=get_bool(PODINFO),
+        probes=get_bool(PROBES),
+        warmup_seconds=get_seconds(WARMUP_SECONDS),
+    )
+
+
+def unknown_annotations(annotations: Mapping[str, object]) -> list[str]:
+    """Our-prefixed keys we do not know: most likely typos worth a warning."""
+    return sorted(key for key in annotations if key.startswith(PREFIX) and key not in KNOWN)
+
+
+def is_profile_name(name: str) -> bool:
+    """Profile names become parts of volume names, so they must be DNS labels."""
+    return len(name) <= 40 and bool(_PROFILE_NAME.match(name))

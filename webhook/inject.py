@@ -1,0 +1,410 @@
+"""Build the injected Pod from the original Pod and the resolved settings (pure).
+
+The original Pod is never modified: every dict or list on the way to a change is copied
+(copy-on-write), everything else is shared. That keeps injection cheap on big Pods and lets
+the patch builder skip untouched subtrees by identity.
+
+The rule that governs every step: the user's data wins. A container, volume, env var or
+mountPath that is already there is kept as it is and reported in a warning; we only add.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.annotations import STATUS
+from webhook.config import PodInfo, Probes, Profile
+from webhook.policy import Settings
+
+Obj = dict[str, Any]
+
+DEFAULT_GRACE_SECONDS = 30  # what the API server defaults terminationGracePeriodSeconds to
+SIDECAR_STARTUP_BUDGET_SECONDS = 120  # how long a held sidecar may take to become ready
+PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+PODINFO_ENV = (
+    ("POD_NAME", "metadata.name"),
+    ("POD_NAMESPACE", "metadata.namespace"),
+    ("POD_IP", "status.podIP"),
+    ("NODE_NAME", "spec.nodeName"),
+)
+
+
+@dataclass
+class Injection:
+    """The result: the new Pod, what was added (for the status annotation) and warnings."""
+
+    pod: Obj
+    changed: bool
+    warnings: list[str] = field(default_factory=list)
+    status: Obj = field(default_factory=dict)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _names(items: list[Any]) -> set[str]:
+    return {item["name"] for item in items if isinstance(item, Mapping) and isinstance(item.get("name"), str)}
+
+
+def _sleep_handler(seconds: int, native_sleep: bool) -> Obj:
+    if native_sleep:
+        return {"sleep": {"seconds": seconds}}
+    return {"exec": {"command": ["sleep", str(seconds)]}}
+
+
+def _add_mounts(container: Obj, mounts: list[Obj]) -> list[Obj]:
+    """Append mounts whose mountPath the container does not use yet; return the skipped ones."""
+    existing = _as_list(container.get("volumeMounts"))
+    used = {m.get("mountPath") for m in existing if isinstance(m, Mapping)}
+    added, skipped = [], []
+    for mount in mounts:
+        (skipped if mount["mountPath"] in used else added).append(mount)
+        used.add(mount["mountPath"])
+    if added:
+        container["volumeMounts"] = existing + [dict(m) for m in added]
+    return skipped
+
+
+def _derived_startup_probe(readiness: Mapping[str, Any]) -> Obj | None:
+    """A sidecar startupProbe from its readinessProbe: same handler, a bounded budget."""
+    handler = {key: copy.deepcopy(readiness[key]) for key in PROBE_HANDLERS if key in readiness}
+    if len(handler) != 1:
+        return None
+    period = int(readiness.get("periodSeconds", 10) or 10)
+    probe: Obj = dict(handler)
+    probe["periodSeconds"] = period
+    if "timeoutSeconds" in readiness:
+        probe["timeoutSeconds"] = readiness["timeoutSeconds"]
+    probe["failureThreshold"] = max(1, math.ceil(SIDECAR_STARTUP_BUDGET_SECONDS / period))
+    return probe
+
+
+def _first_tcp_port(container: Mapping[str, Any]) -> int | None:
+    for port in _as_list(container.get("ports")):
+        if isinstance(port, Mapping) and port.get("protocol", "TCP") == "TCP":
+            number = port.get("containerPort")
+            if isinstance(number, int) and not isinstance(number, bool):
+                return number
+    return None
+
+
+class _Builder:
+    """Holds the copy-on-write state of one injection; methods each add one feature."""
+
+    def __init__(self, pod: Mapping[str, Any], settings: Settings) -> None:
+        self.original = pod
+        self.settings = settings
+        self.pod: Obj = dict(pod)
+        self.spec: Obj = dict(pod.get("spec") or {})
+        self.pod["spec"] = self.spec  # callers guarantee a spec with containers (policy checks the shape)
+        self.warnings: list[str] = []
+        self.original_app: list[Obj] = _as_list(self.spec.get("containers"))
+        self.app: list[Obj] = list(self.original_app)
+        self.own_init: list[Any] = _as_list(self.spec.get("initContainers"))
+        self.taken_names = (
+            _names(self.app) | _names(self.own_init) | _names(_as_list(self.spec.get("ephemeralContainers")))
+        )
+        self.init_added: list[Obj] = []
+        self.sidecars: list[tuple[str, Obj]] = []  # (profile name, container)
+        self.volumes_added: list[str] = []
+
+    # -- containers -------------------------------------------------------------------
+
+    def _take(self, container: Obj, what: str) -> Obj | None:
+        name = container["name"]
+        if name in self.taken_names:
+            self.warnings.append(f"{what} {name} not injected: the Pod already has a container named {name}")
+            return None
+        self.taken_names.add(name)
+        return copy.deepcopy(container)
+
+    def collect_containers(self) -> None:
+        for profile_name, profile in self.settings.profiles:
+            for container in profile.initContainers:
+                taken = self._take(container, "init container")
+                if taken is not None:
+                    _add_mounts(taken, profile.volumeMounts.get(taken["name"], []))
+                    self.init_added.append(taken)
+        for profile_name, profile in self.settings.profiles:
+            for container in profile.containers:
+                taken = self._take(container, "sidecar")
+                if taken is not None:
+                    _add_mounts(taken, profile.volumeMounts.get(taken["name"], []))
+                    self.sidecars.append((profile_name, taken))
+
+    def _app_container(self, index: int) -> Obj:
+        """The application container at index, copied once so we may change it."""
+        container = self.app[index]
+        if container is self.original_app[index]:
+            container = dict(container)
+            self.app[index] = container
+        return container
+
+    # -- volumes ----------------------------------------------------------------------
+
+    def add_volumes(self) -> None:
+        wanted: list[Obj] = []
+        for _, profile in self.settings.profiles:
+            wanted += profile.volumes
+        if self.settings.podinfo is not None:
+            wanted.append(_podinfo_volume(self.settings.podinfo))
+        for profile_name, profile in self.settings.profiles:
+            if profile.serviceAccountToken is not None and self._profile_has_sidecars(profile_name):
+                wanted.append(_token_volume(profile_name, profile))
+        existing = _as_list(self.spec.get("volumes"))
+        users = _names(existing)
+        added: list[Obj] = []
+        for volume in wanted:
+            name = volume["name"]
+            if name in users:
+                self.warnings.append(f"volume {name} not added: the Pod already has a volume by that name")
+                users.discard(name)  # one warning per name, even when two profiles bring it
+            elif name not in self.volumes_added and name not in _names(existing):
+                added.append(copy.deepcopy(volume))
+                self.volumes_added.append(name)
+        if added:
+            self.spec["volumes"] = existing + added
+
+    def _profile_has_sidecars(self, profile_name: str) -> bool:
+        return any(name == profile_name for name, _ in self.sidecars)
+
+    # -- sidecars ---------------------------------------------------------------------
+
+    def configure_sidecars(self) -> None:
+        settings = self.settings
+        profiles = dict(settings.profiles)
+        last_of_profile = {name: container for name, container in self.sidecars}
+        for profile_name, container in self.sidecars:
+            profile = profiles[profile_name]
+            mounts: list[Obj] = []
+            if settings.podinfo is not None:
+                mounts.append(_podinfo_mount(settings.podinfo))
+            if profile.serviceAccountToken is not None:
+                token = profile.serviceAccountToken
+                mounts.append({"name": _token_volume_name(profile_name, profile), "mountPath": token.mountPath,
+                               "readOnly": True})
+            _add_mounts(container, mounts)
+            if settings.podinfo is not None and settings.podinfo.env:
+                env = _as_list(container.get("env"))
+                have = _names(env)
+                extra = [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+                         for name, path in PODINFO_ENV if name not in have]
+                if extra:
+                    container["env"] = env + extra
+            if settings.native:
+                self._native(container)
+            else:
+                self._legacy(container, profile, container is last_of_profile[profile_name])
+
+    def _native(self, container: Obj) -> None:
+        container["restartPolicy"] = "Always"
+        if not self.settings.hold_application or "startupProbe" in container:
+            return
+        readiness = container.get("readinessProbe")
+        probe = _derived_startup_probe(readiness) if isinstance(readiness, Mapping) else None
+        if probe is None:
+            self.warnings.append(
+                f"sidecar {container['name']} has no readinessProbe: the application may start before it is ready"
+            )
+            return
+        container["startupProbe"] = probe
+
+    def _legacy(self, container: Obj, profile: Profile, last_of_profile: bool) -> None:
+        lifecycle = dict(container.get("lifecycle") or {})
+        if self.settings.hold_application and last_of_profile:
+            if profile.waitCommand is None:
+                self.warnings.append(
+                    f"legacy sidecar {container['name']}: no waitCommand, the application may start before it"
+                )
+            elif "postStart" not in lifecycle:
+                lifecycle["postStart"] = {"exec": {"command": list(profile.waitCommand)}}
+        if self.settings.drain_seconds > 0 and "preStop" not in lifecycle:
+            keep_alive = self.settings.drain_seconds + self.settings.shutdown_seconds
+            lifecycle["preStop"] = _sleep_handler(keep_alive, self.settings.sleep_action)
+        if lifecycle:
+            container["lifecycle"] = lifecycle
+
+    # -- application containers -------------------------------------------------------
+
+    def configure_app_containers(self) -> None:
+        settings = self.settings
+        app_mounts: list[Obj] = []
+        for _, profile in settings.profiles:
+            app_mounts += profile.appVolumeMounts
+        if settings.podinfo is not None:
+            app_mounts.append(_podinfo_mount(settings.podinfo))
+        for index, original in enumerate(self.app):
+            if not isinstance(original, Mapping) or not isinstance(original.get("name"), str):
+                continue
+            name = original["name"]
+            if app_mounts:
+                container = self._app_container(index)
+                for mount in _add_mounts(container, app_mounts):
+                    self.warnings.append(
+                        f"container {name}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
+                    )
+            if settings.drain_seconds > 0:
+                self._drain(index, name)
+            self._probes(index, name)
+
+    def _drain(self, index: int, name: str) -> None:
+        lifecycle = self.app[index].get("lifecycle")
+        if isinstance(lifecycle, Mapping) and "preStop" in lifecycle:
+            self.warnings.append(f"container {name} keeps its own preStop hook; no drain added")
+            return
+        container = self._app_container(index)
+        new_lifecycle = dict(lifecycle) if isinstance(lifecycle, Mapping) else {}
+        new_lifecycle["preStop"] = _sleep_handler(self.settings.drain_seconds, self.settings.sleep_action)
+        container["lifecycle"] = new_lifecycle
+
+    def _probes(self, index: int, name: str) -> None:
+        settings = self.settings
+        current = self.app[index]
+        port = _first_tcp_port(current)
+        wanted: dict[str, Obj] = {}
+        if settings.probes is not None and port is not None:
+            if "readinessProbe" not in current:
+                wanted["readinessProbe"] = _tcp_probe(port, settings.probes.readiness.model_dump(exclude_defaults=False))
+            if settings.probes.liveness is not None and "livenessProbe" not in current:
+                wanted["livenessProbe"] = _tcp_probe(port, settings.probes.liveness.model_dump())
+        if settings.warmup_seconds > 0 and "startupProbe" not in current:
+            probe = _startup_probe(current, port, settings.warmup_seconds, settings.probes)
+            if probe is None:
+                self.warnings.append(f"container {name}: no port or probe to build a warm-up startupProbe from")
+            else:
+                wanted["startupProbe"] = probe
+        elif settings.probes is not None and port is None and "readinessProbe" not in current:
+            self.warnings.append(f"container {name} declares no TCP containerPort; no readinessProbe added")
+        if wanted:
+            self._app_container(index).update(wanted)
+
+    # -- pod level --------------------------------------------------------------------
+
+    def configure_pod(self) -> None:
+        settings = self.settings
+        spec = self.spec
+        if settings.share_process_namespace:
+            if spec.get("hostPID") is True:
+                self.warnings.append("shareProcessNamespace not set: the Pod uses hostPID, which forbids it")
+            elif "shareProcessNamespace" not in spec:
+                spec["shareProcessNamespace"] = True
+            elif spec["shareProcessNamespace"] is not True:
+                self.warnings.append("the Pod sets shareProcessNamespace: false; left as it is")
+        required = 0
+        if settings.min_grace_seconds is not None:
+            required = settings.min_grace_seconds
+        if settings.drain_seconds > 0:
+            required = max(required, settings.drain_seconds + settings.shutdown_seconds)
+        current = spec.get("terminationGracePeriodSeconds")
+        effective = current if isinstance(current, int) and not isinstance(current, bool) else DEFAULT_GRACE_SECONDS
+        if required > effective:
+            spec["terminationGracePeriodSeconds"] = required
+            if current is not None:
+                self.warnings.append(
+                    f"terminationGracePeriodSeconds raised from {current} to {required} to cover drain and shutdown"
+                )
+
+    def assemble(self) -> None:
+        native = [c for _, c in self.sidecars] if self.settings.native else []
+        legacy = [] if self.settings.native else [c for _, c in self.sidecars]
+        if self.init_added or native:
+            self.spec["initContainers"] = self.init_added + native + self.own_init
+        self.spec["containers"] = legacy + self.app
+
+
+def _podinfo_volume(podinfo: PodInfo) -> Obj:
+    items = [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+        {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}},
+        {"path": "uid", "fieldRef": {"fieldPath": "metadata.uid"}},
+    ]
+    return {"name": podinfo.volumeName, "downwardAPI": {"items": items}}
+
+
+def _podinfo_mount(podinfo: PodInfo) -> Obj:
+    return {"name": podinfo.volumeName, "mountPath": podinfo.mountPath, "readOnly": True}
+
+
+def _token_volume_name(profile_name: str, profile: Profile) -> str:
+    token = profile.serviceAccountToken
+    assert token is not None
+    return token.volumeName or f"{profile_name}-token"
+
+
+def _token_volume(profile_name: str, profile: Profile) -> Obj:
+    token = profile.serviceAccountToken
+    assert token is not None
+    source = {"audience": token.audience, "expirationSeconds": token.expirationSeconds, "path": token.path}
+    return {
+        "name": _token_volume_name(profile_name, profile),
+        "projected": {"sources": [{"serviceAccountToken": source}]},
+    }
+
+
+def _tcp_probe(port: int, timing: Mapping[str, int]) -> Obj:
+    probe: Obj = {"tcpSocket": {"port": port}}
+    probe.update({key: value for key, value in timing.items() if not (key == "initialDelaySeconds" and value == 0)})
+    return probe
+
+
+def _startup_probe(container: Mapping[str, Any], port: int | None, warmup: int, probes: Probes | None) -> Obj | None:
+    """A startupProbe whose failureThreshold x periodSeconds covers the warm-up.
+
+    The handler is the container's own liveness or readiness handler when it has one
+    (they test what the owner cares about), else a tcpSocket on its first port.
+    """
+    handler: Obj | None = None
+    for key in ("livenessProbe", "readinessProbe"):
+        existing = container.get(key)
+        if isinstance(existing, Mapping):
+            found = {h: copy.deepcopy(existing[h]) for h in PROBE_HANDLERS if h in existing}
+            if len(found) == 1:
+                handler = found
+                break
+    if handler is None and port is not None:
+        handler = {"tcpSocket": {"port": port}}
+    if handler is None:
+        return None
+    period = probes.startupPeriodSeconds if probes is not None else Probes().startupPeriodSeconds
+    return {**handler, "periodSeconds": period, "failureThreshold": max(1, math.ceil(warmup / period))}
+
+
+def status_record(builder: _Builder, settings: Settings) -> Obj:
+    return {
+        "version": 1,
+        "profiles": [name for name, _ in settings.profiles],
+        "native": settings.native,
+        "initContainers": [c["name"] for c in builder.init_added],
+        "containers": [c["name"] for _, c in builder.sidecars],
+        "volumes": builder.volumes_added,
+        "configHash": settings.config_hash,
+    }
+
+
+def inject(pod: Mapping[str, Any], settings: Settings) -> Injection:
+    """Return the injected Pod; `changed` is False when injection would add nothing."""
+    builder = _Builder(pod, settings)
+    builder.collect_containers()
+    builder.add_volumes()
+    builder.configure_sidecars()
+    builder.configure_app_containers()
+    builder.configure_pod()
+    builder.assemble()
+    new_pod = builder.pod
+    changed = new_pod != pod
+    status = status_record(builder, settings)
+    if changed:
+        metadata = dict(pod.get("metadata") or {})
+        annotations = dict(metadata.get("annotations") or {})
+        annotations[STATUS] = json.dumps(status, separators=(",", ":"))
+        metadata["annotations"] = annotations
+        new_pod["metadata"] = metadata
+    return Injection(pod=new_pod if changed else dict(pod), changed=changed, warnings=builder.warnings, status=status)

@@ -1,0 +1,217 @@
+"""Should this Pod be injected, with which profiles and settings, and if not, why not.
+
+Pure: it reads the Pod, the request context and the config and returns a Decision. The
+reasons are short stable words (they label metrics and audit annotations); the messages
+are the sentences users read in `kubectl` warnings and in `sidecar-injector explain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook import annotations as ann
+from webhook.config import Config, PodInfo, Probes, Profile
+
+# Kinds whose Pods run to completion: a legacy sidecar would keep them running forever.
+RUN_TO_COMPLETION_OWNERS = frozenset({"Job"})
+
+
+@dataclass(frozen=True)
+class PodContext:
+    """What the webhook knows about a Pod beyond its own object."""
+
+    namespace: str = ""
+    owner_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything inject() needs, resolved from profiles and annotations."""
+
+    profiles: tuple[tuple[str, Profile], ...]
+    native: bool
+    hold_application: bool
+    drain_seconds: int
+    share_process_namespace: bool
+    podinfo: PodInfo | None
+    probes: Probes | None
+    warmup_seconds: int
+    min_grace_seconds: int | None
+    shutdown_seconds: int
+    sleep_action: bool
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """inject=False carries the reason; inject=True carries the settings."""
+
+    inject: bool
+    reason: str
+    message: str
+    settings: Settings | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _metadata(pod: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    meta = pod.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    annotations = meta.get("annotations")
+    labels = meta.get("labels")
+    return (
+        annotations if isinstance(annotations, Mapping) else {},
+        labels if isinstance(labels, Mapping) else {},
+    )
+
+
+def owner_kinds(pod: Mapping[str, Any]) -> tuple[str, ...]:
+    """Kinds of the Pod's owners (a Job's Pods are owned by the Job)."""
+    meta = pod.get("metadata")
+    owners = meta.get("ownerReferences") if isinstance(meta, Mapping) else None
+    if not isinstance(owners, list):
+        return ()
+    return tuple(str(o.get("kind")) for o in owners if isinstance(o, Mapping) and o.get("kind"))
+
+
+def runs_to_completion(pod: Mapping[str, Any], context: PodContext) -> bool:
+    """Job Pods, and any Pod whose restartPolicy lets it finish."""
+    spec = pod.get("spec")
+    policy = spec.get("restartPolicy") if isinstance(spec, Mapping) else None
+    return bool(RUN_TO_COMPLETION_OWNERS.intersection(context.owner_kinds)) or policy in ("Never", "OnFailure")
+
+
+_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+_CONTAINER_DICTS = ("lifecycle", "readinessProbe", "livenessProbe", "startupProbe")
+_CONTAINER_LISTS_OF_OBJECTS = ("volumeMounts", "env", "ports")
+
+
+def _named_objects(value: Any, where: str) -> str | None:
+    if not isinstance(value, list):
+        return f"{where} is not a list"
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            return f"{where}[{index}] is not an object with a name"
+    return None
+
+
+def shape_problem(pod: Mapping[str, Any]) -> str | None:
+    """Why the parts of the Pod we read or extend are not shaped like a Pod, if they are not.
+
+    The API server hands us decoded, typed objects, so this only trips on hand-made or
+    fuzzed reviews; checking once here keeps inject() free of defensive code.
+    """
+    meta = pod.get("metadata", {})
+    if not isinstance(meta, Mapping):
+        return "metadata is not an object"
+    for key in ("annotations", "labels"):
+        value = meta.get(key, {})
+        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+            return f"metadata.{key} is not a map of strings"
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        return "spec is missing or not an object"
+    if not spec.get("containers"):
+        return "spec.containers is empty"
+    for key in (*_CONTAINER_LISTS, "volumes"):
+        if key in spec and (problem := _named_objects(spec[key], f"spec.{key}")):
+            return problem
+    for key in _CONTAINER_LISTS:
+        for index, container in enumerate(spec.get(key, [])):
+            where = f"spec.{key}[{index}]"
+            for field_name in _CONTAINER_DICTS:
+                if field_name in container and not isinstance(container[field_name], Mapping):
+                    return f"{where}.{field_name} is not an object"
+            for field_name in _CONTAINER_LISTS_OF_OBJECTS:
+                items = container.get(field_name, [])
+                if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+                    return f"{where}.{field_name} is not a list of objects"
+    return None
+
+
+def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decision:
+    """The should-inject question; raises AnnotationError for values that deny the Pod."""
+    problem = shape_problem(pod)
+    if problem is not None:
+        return Decision(False, "malformed-pod", f"not injected: {problem}", warnings=(f"not injected: {problem}",))
+    annotations, labels = _metadata(pod)
+    inject_label = labels.get(ann.INJECT)
+    inject_annotation = annotations.get(ann.INJECT)
+    # Opt-out is read first so an opted-out Pod is never denied over its other annotations.
+    if inject_annotation is not None and ann.parse_bool(ann.INJECT, inject_annotation) is False:
+        return Decision(False, "opted-out", f"the Pod sets annotation {ann.INJECT}: \"false\"")
+    if inject_annotation is None and inject_label is not None:
+        if ann.parse_bool(ann.INJECT + " (label)", inject_label) is False:
+            return Decision(False, "opted-out", f"the Pod has label {ann.INJECT}: \"false\"")
+    if ann.STATUS in annotations:
+        return Decision(False, "already-injected", f"the Pod already carries {ann.STATUS}")
+
+    overrides = ann.parse_overrides(annotations, labels, config.profiles)
+    warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
+
+    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
+    if spec.get("hostNetwork") is True and not (config.injectHostNetwork or overrides.inject is True):
+        message = f"hostNetwork Pod not injected (sidecar ports would clash with the node); set {ann.INJECT}: \"true\""
+        return Decision(False, "host-network", message, warnings=(*warnings, message))
+
+    names = overrides.profiles if overrides.profiles is not None else tuple(config.defaultProfiles)
+    if not names:
+        return Decision(
+            False, "no-profiles", f"no profiles selected: no {ann.PROFILES} annotation and no defaultProfiles",
+            warnings=tuple(warnings),
+        )
+    profiles = tuple((name, config.profiles[name]) for name in names)
+    settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
+    return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings, (*warnings, *setting_warnings))
+
+
+def _first(override: Any, default: Any) -> Any:
+    return default if override is None else override
+
+
+def resolve(
+    profiles: tuple[tuple[str, Profile], ...],
+    overrides: ann.Overrides,
+    pod: Mapping[str, Any],
+    context: PodContext,
+    config: Config,
+) -> tuple[Settings, list[str]]:
+    """Merge the profiles' settings (any profile asking for a feature turns it on; the
+    largest number wins), then let the Pod's annotations override them."""
+    warnings: list[str] = []
+    values = [profile for _, profile in profiles]
+    version = config.kube_version
+    finite = runs_to_completion(pod, context)
+
+    native = _first(overrides.native_sidecar, all(p.nativeSidecar for p in values) or finite)
+    if native and not version.native_sidecars:
+        if overrides.native_sidecar or finite:
+            warnings.append(f"native sidecars need Kubernetes 1.29+ (configured {version}); injected as legacy containers")
+        native = False
+    if finite and not native:
+        warnings.append("legacy sidecars keep this run-to-completion Pod (Job) from ever completing")
+
+    podinfo_profiles = [p.podinfo for p in values if p.podinfo.enabled]
+    podinfo = _first(overrides.podinfo, bool(podinfo_profiles))
+    probes_profiles = [p.probes for p in values if p.probes.enabled]
+    probes = _first(overrides.probes, bool(probes_profiles))
+    graces = [p.terminationGracePeriodSeconds for p in values if p.terminationGracePeriodSeconds is not None]
+
+    settings = Settings(
+        profiles=profiles,
+        native=native,
+        hold_application=_first(overrides.hold_application, any(p.holdApplication for p in values)),
+        drain_seconds=_first(overrides.drain_seconds, max(p.drainSeconds for p in values)),
+        share_process_namespace=_first(
+            overrides.share_process_namespace, any(p.shareProcessNamespace for p in values)
+        ),
+        podinfo=(podinfo_profiles[0] if podinfo_profiles else PodInfo(enabled=True)) if podinfo else None,
+        probes=(probes_profiles[0] if probes_profiles else Probes(enabled=True)) if probes else None,
+        warmup_seconds=_first(overrides.warmup_seconds, max(p.warmupSeconds for p in values)),
+        min_grace_seconds=max(graces) if graces else None,
+        shutdown_seconds=max(p.sidecarShutdownSeconds for p in values),
+        sleep_action=version.sleep_action,
+        config_hash=config.config_hash,
+    )
+    return settings, warnings
