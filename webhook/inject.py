@@ -52,10 +52,6 @@ def _names(items: list[Any]) -> set[str]:
     return {item["name"] for item in items if isinstance(item, Mapping) and isinstance(item.get("name"), str)}
 
 
-def _sleep_handler(seconds: int, native_sleep: bool) -> Obj:
-    if native_sleep:
-        return {"sleep": {"seconds": seconds}}
-    return {"exec": {"command": ["sleep", str(seconds)]}}
 
 
 def _add_mounts(container: Obj, mounts: list[Obj]) -> list[Obj]:
@@ -113,6 +109,14 @@ class _Builder:
         self.init_added: list[Obj] = []
         self.sidecars: list[tuple[str, Obj]] = []  # (profile name, container)
         self.volumes_added: list[str] = []
+        self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
+
+    def _sleep(self, container_name: str, seconds: int) -> Obj:
+        """The native sleep action where the cluster has it; else exec sleep in the image."""
+        if self.settings.sleep_action:
+            return {"sleep": {"seconds": seconds}}
+        self.exec_sleepers.append(container_name)
+        return {"exec": {"command": ["sleep", str(seconds)]}}
 
     # -- containers -------------------------------------------------------------------
 
@@ -226,7 +230,7 @@ class _Builder:
                 lifecycle["postStart"] = {"exec": {"command": list(profile.waitCommand)}}
         if self.settings.drain_seconds > 0 and "preStop" not in lifecycle:
             keep_alive = self.settings.drain_seconds + self.settings.shutdown_seconds
-            lifecycle["preStop"] = _sleep_handler(keep_alive, self.settings.sleep_action)
+            lifecycle["preStop"] = self._sleep(container["name"], keep_alive)
         if lifecycle:
             container["lifecycle"] = lifecycle
 
@@ -239,10 +243,11 @@ class _Builder:
             app_mounts += profile.appVolumeMounts
         if settings.podinfo is not None:
             app_mounts.append(_podinfo_mount(settings.podinfo))
+        sidecar_names = {c["name"] for _, profile in settings.profiles for c in profile.containers}
         for index, original in enumerate(self.app):
-            if not isinstance(original, Mapping) or not isinstance(original.get("name"), str):
-                continue
             name = original["name"]
+            if name in sidecar_names:
+                continue  # a sidecar already in the Pod (legacy, or added by hand) is not an application
             if app_mounts:
                 container = self._app_container(index)
                 for mount in _add_mounts(container, app_mounts):
@@ -260,7 +265,7 @@ class _Builder:
             return
         container = self._app_container(index)
         new_lifecycle = dict(lifecycle) if isinstance(lifecycle, Mapping) else {}
-        new_lifecycle["preStop"] = _sleep_handler(self.settings.drain_seconds, self.settings.sleep_action)
+        new_lifecycle["preStop"] = self._sleep(name, self.settings.drain_seconds)
         container["lifecycle"] = new_lifecycle
 
     def _probes(self, index: int, name: str) -> None:
@@ -273,14 +278,14 @@ class _Builder:
                 wanted["readinessProbe"] = _tcp_probe(port, settings.probes.readiness.model_dump(exclude_defaults=False))
             if settings.probes.liveness is not None and "livenessProbe" not in current:
                 wanted["livenessProbe"] = _tcp_probe(port, settings.probes.liveness.model_dump())
+        if settings.probes is not None and port is None and "readinessProbe" not in current:
+            self.warnings.append(f"container {name} declares no TCP containerPort; no readinessProbe added")
         if settings.warmup_seconds > 0 and "startupProbe" not in current:
             probe = _startup_probe(current, port, settings.warmup_seconds, settings.probes)
             if probe is None:
                 self.warnings.append(f"container {name}: no port or probe to build a warm-up startupProbe from")
             else:
                 wanted["startupProbe"] = probe
-        elif settings.probes is not None and port is None and "readinessProbe" not in current:
-            self.warnings.append(f"container {name} declares no TCP containerPort; no readinessProbe added")
         if wanted:
             self._app_container(index).update(wanted)
 
@@ -309,6 +314,11 @@ class _Builder:
                 self.warnings.append(
                     f"terminationGracePeriodSeconds raised from {current} to {required} to cover drain and shutdown"
                 )
+
+    def report_exec_sleep(self) -> None:
+        if self.exec_sleepers:
+            names = ", ".join(self.exec_sleepers)
+            self.warnings.append(f"drain runs `sleep` in the image (no sleep action before Kubernetes 1.30): {names}")
 
     def assemble(self) -> None:
         native = [c for _, c in self.sidecars] if self.settings.native else []
@@ -397,6 +407,7 @@ def inject(pod: Mapping[str, Any], settings: Settings) -> Injection:
     builder.configure_sidecars()
     builder.configure_app_containers()
     builder.configure_pod()
+    builder.report_exec_sleep()
     builder.assemble()
     new_pod = builder.pod
     changed = new_pod != pod
