@@ -109,6 +109,7 @@ class _Builder:
         self.init_added: list[Obj] = []
         self.sidecars: list[tuple[str, Obj]] = []  # (profile name, container)
         self.volumes_added: list[str] = []
+        self.pod_level_warned = False
         self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
 
     def _sleep(self, container_name: str, seconds: int) -> Obj:
@@ -128,17 +129,43 @@ class _Builder:
         self.taken_names.add(name)
         return copy.deepcopy(container)
 
+    def _fit_pod_level_resources(self, container: Obj) -> None:
+        """With pod-level resources the containers' sum must fit in them; a sidecar that
+        brings its own requests could push it over, so it shares the Pod's budget instead."""
+        pod_resources = self.spec.get("resources")
+        own = container.get("resources")
+        if not isinstance(pod_resources, Mapping) or not isinstance(own, dict):
+            return
+        budgeted = set(pod_resources.get("requests") or {}) | set(pod_resources.get("limits") or {})
+        dropped = False
+        for kind in ("requests", "limits"):
+            values = own.get(kind)
+            if isinstance(values, dict) and budgeted & set(values):
+                own[kind] = {k: v for k, v in values.items() if k not in budgeted}
+                dropped = True
+                if not own[kind]:
+                    del own[kind]
+        if not own:
+            del container["resources"]
+        if dropped and not self.pod_level_warned:
+            self.pod_level_warned = True
+            self.warnings.append(
+                f"the Pod sets pod-level resources; injected containers share them ({', '.join(sorted(budgeted))})"
+            )
+
     def collect_containers(self) -> None:
         for profile_name, profile in self.settings.profiles:
             for container in profile.initContainers:
                 taken = self._take(container, "init container")
                 if taken is not None:
+                    self._fit_pod_level_resources(taken)
                     _add_mounts(taken, profile.volumeMounts.get(taken["name"], []))
                     self.init_added.append(taken)
         for profile_name, profile in self.settings.profiles:
             for container in profile.containers:
                 taken = self._take(container, "sidecar")
                 if taken is not None:
+                    self._fit_pod_level_resources(taken)
                     _add_mounts(taken, profile.volumeMounts.get(taken["name"], []))
                     self.sidecars.append((profile_name, taken))
 
