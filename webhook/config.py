@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from fnmatch import fnmatchcase
 from functools import cached_property
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -85,6 +86,18 @@ def _check_container(profile_container: Any, where: str) -> K8sObject:
     return profile_container
 
 
+class Namespaces(_Strict):
+    """Which namespaces may use a profile: an empty allow list means every namespace."""
+
+    allow: list[str] = []
+    deny: list[str] = []
+
+    def permits(self, namespace: str) -> bool:
+        if any(fnmatchcase(namespace, pattern) for pattern in self.deny):
+            return False
+        return not self.allow or any(fnmatchcase(namespace, pattern) for pattern in self.allow)
+
+
 class Profile(_Strict):
     """One named set of sidecars plus the Pod settings that go with them."""
 
@@ -104,6 +117,7 @@ class Profile(_Strict):
     probes: Probes = Probes()
     warmupSeconds: Seconds = 0
     serviceAccountToken: ServiceAccountToken | None = None
+    namespaces: Namespaces = Namespaces()
 
     @field_validator("containers", "initContainers")
     @classmethod
@@ -167,6 +181,43 @@ class Profile(_Strict):
         return self
 
 
+# The controllers that create Pods on behalf of workloads. Clusters that run the
+# controller manager without per-controller credentials show it as one user instead.
+DEFAULT_REQUESTERS = [
+    "system:serviceaccount:kube-system:replicaset-controller",
+    "system:serviceaccount:kube-system:replication-controller",
+    "system:serviceaccount:kube-system:statefulset-controller",
+    "system:serviceaccount:kube-system:daemon-set-controller",
+    "system:serviceaccount:kube-system:job-controller",
+    "system:kube-controller-manager",
+]
+
+
+class Requesters(_Strict):
+    """Who may trigger injection (off by default). Patterns use shell wildcards (*, ?).
+
+    Stops a user from hand-crafting a Pod that receives a privileged sidecar's identity:
+    only Pods created by the listed controllers (or users and groups) are injected.
+    """
+
+    enabled: bool = False
+    usernames: list[str] = Field(default_factory=lambda: list(DEFAULT_REQUESTERS))
+    groups: list[str] = ["system:masters"]
+    onMismatch: Literal["allow", "deny"] = "allow"
+
+    def permits(self, username: str, groups: list[str]) -> bool:
+        if any(fnmatchcase(username, pattern) for pattern in self.usernames):
+            return True
+        return any(fnmatchcase(group, pattern) for group in groups for pattern in self.groups)
+
+
+class Limits(_Strict):
+    """Bounds on what one review may cost; beyond them the onError policy answers."""
+
+    maxContainers: Annotated[int, Field(ge=1)] = 100
+    maxPatchBytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+
+
 class Config(_Strict):
     """The whole injection config."""
 
@@ -174,6 +225,10 @@ class Config(_Strict):
     profiles: dict[str, Profile] = {}
     kubernetesVersion: str = DEFAULT_KUBERNETES_VERSION
     injectHostNetwork: bool = False
+    onError: Literal["allow", "deny"] = "allow"
+    deadlineSeconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+    requesters: Requesters = Requesters()
+    limits: Limits = Limits()
 
     @field_validator("kubernetesVersion", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from webhook.config import Config
-from webhook.errors import AnnotationError, ReviewError
+from webhook.errors import Denied, LimitExceeded, ReviewError
 from webhook.inject import inject
 from webhook.patch import Op, make_patch
 from webhook.policy import PodContext, decide, owner_kinds
@@ -31,7 +31,7 @@ class Outcome:
 
     review: dict[str, Any]
     uid: str
-    decision: str  # injected | skipped | denied
+    decision: str  # injected | skipped | denied | error
     reason: str
     message: str
     profiles: tuple[str, ...] = ()
@@ -79,17 +79,62 @@ def _kind(request: Mapping[str, Any]) -> str:
     return str(kind.get("kind", "")) if isinstance(kind, Mapping) else ""
 
 
-def review(body: Any, config: Config) -> Outcome:
-    """Answer one AdmissionReview."""
+def on_error(body: Any, config: Config, reason: str, message: str) -> Outcome:
+    """The answer when a review cannot be answered properly (deadline, bound, bug).
+
+    `allow` admits the Pod without its sidecar and says so in a warning (right for a log
+    shipper: availability first); `deny` refuses it (right for a security sidecar: no Pod
+    without it). The body must already have passed parse_request.
+    """
     api_version, request = parse_request(body)
     uid: str = request["uid"]
-    kind = _kind(request)
-    operation = str(request.get("operation", ""))
-    pod = request.get("object")
-    meta = pod.get("metadata") if isinstance(pod, Mapping) else None
+    text = f"sidecar not injected: {message}"
+    if config.onError == "deny":
+        response = {
+            "allowed": False,
+            "status": {"status": "Failure", "code": 500, "reason": "InternalError", "message": text},
+            "auditAnnotations": {"decision": "error", "reason": message},
+        }
+    else:
+        response = {"allowed": True, "warnings": [clip_warning(text)],
+                    "auditAnnotations": {"decision": "error", "reason": message}}
+    kind, namespace, name, operation = describe(request)
+    return Outcome(_response(api_version, uid, response), uid, "error", reason, text,
+                   warnings=list(response.get("warnings", [])), kind=kind, namespace=namespace, name=name,
+                   operation=operation)
+
+
+def describe(request: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """(kind, namespace, name, operation) for logs: controllers send generateName only and
+    may leave metadata.namespace empty, so fall back to the request's."""
+    obj = request.get("object")
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     meta = meta if isinstance(meta, Mapping) else {}
     namespace = str(request.get("namespace") or meta.get("namespace") or "")
-    name = str(meta.get("name") or request.get("name") or (str(meta.get("generateName", "")) + "*" if meta.get("generateName") else ""))
+    name = meta.get("name") or request.get("name")
+    if not name and meta.get("generateName"):
+        name = f"{meta['generateName']}*"
+    return _kind(request), namespace, str(name or ""), str(request.get("operation", ""))
+
+
+def review(body: Any, config: Config) -> Outcome:
+    """Answer one AdmissionReview; onError answers for bounds exceeded and internal bugs."""
+    parse_request(body)
+    try:
+        return _review(body, config)
+    except LimitExceeded as error:
+        return on_error(body, config, error.reason, str(error))
+    except (ReviewError, RecursionError):
+        raise
+    except Exception as error:  # a bug must not cost the Pod more than the policy says
+        return on_error(body, config, "internal-error", f"internal error ({type(error).__name__})")
+
+
+def _review(body: Any, config: Config) -> Outcome:
+    api_version, request = parse_request(body)
+    uid: str = request["uid"]
+    kind, namespace, name, operation = describe(request)
+    pod = request.get("object")
 
     def skipped(reason: str, message: str, warnings: tuple[str, ...] | list[str] = ()) -> Outcome:
         clipped = [clip_warning(w) for w in warnings]
@@ -109,17 +154,25 @@ def review(body: Any, config: Config) -> Outcome:
     if not isinstance(pod, Mapping):
         raise ReviewError("request.object must be the Pod being created")
 
-    context = PodContext(namespace=namespace, owner_kinds=owner_kinds(pod))
+    user = request.get("userInfo")
+    user = user if isinstance(user, Mapping) else {}
+    groups = user.get("groups")
+    context = PodContext(
+        namespace=namespace,
+        owner_kinds=owner_kinds(pod),
+        username=str(user.get("username", "")),
+        groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
+    )
     try:
         decision = decide(pod, context, config)
-    except AnnotationError as error:
+    except Denied as error:
         message = str(error)
         body = {
             "allowed": False,
-            "status": {"status": "Failure", "code": 400, "reason": "BadRequest", "message": message},
+            "status": {"status": "Failure", "code": error.code, "reason": error.status_reason, "message": message},
             "auditAnnotations": {"decision": "denied", "reason": message},
         }
-        return Outcome(_response(api_version, uid, body), uid, "denied", "invalid-annotation", message,
+        return Outcome(_response(api_version, uid, body), uid, "denied", error.reason, message,
                        kind=kind, namespace=namespace, name=name, operation=operation)
     if not decision.inject or decision.settings is None:
         return skipped(decision.reason, decision.message, decision.warnings)
@@ -131,12 +184,17 @@ def review(body: Any, config: Config) -> Outcome:
         return skipped("nothing-to-add", "injection would add nothing: everything is already there", warnings)
 
     ops = make_patch(dict(pod), result.pod)
+    patch = orjson.dumps(ops)
+    if len(patch) > config.limits.maxPatchBytes:
+        raise LimitExceeded(
+            "patch-too-large", f"the patch would be {len(patch)} bytes, over the limit of {config.limits.maxPatchBytes}"
+        )
     clipped = [clip_warning(w) for w in warnings]
     added = result.status["initContainers"] + result.status["containers"]
     body = {
         "allowed": True,
         "patchType": "JSONPatch",
-        "patch": base64.b64encode(orjson.dumps(ops)).decode("ascii"),
+        "patch": base64.b64encode(patch).decode("ascii"),
         "auditAnnotations": {
             "decision": "injected",
             "profiles": ",".join(profiles),

@@ -13,6 +13,7 @@ from typing import Any
 
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, Profile
+from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed
 
 # Kinds whose Pods run to completion: a legacy sidecar would keep them running forever.
 RUN_TO_COMPLETION_OWNERS = frozenset({"Job"})
@@ -24,6 +25,8 @@ class PodContext:
 
     namespace: str = ""
     owner_kinds: tuple[str, ...] = ()
+    username: str | None = None  # None: not known (offline CLI), so not checked
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,12 @@ def owner_kinds(pod: Mapping[str, Any]) -> tuple[str, ...]:
     if not isinstance(owners, list):
         return ()
     return tuple(str(o.get("kind")) for o in owners if isinstance(o, Mapping) and o.get("kind"))
+
+
+def spec_list(pod: Mapping[str, Any], key: str) -> list[Any]:
+    spec = pod.get("spec")
+    value = spec.get(key) if isinstance(spec, Mapping) else None
+    return value if isinstance(value, list) else []
 
 
 def runs_to_completion(pod: Mapping[str, Any], context: PodContext) -> bool:
@@ -131,7 +140,11 @@ def shape_problem(pod: Mapping[str, Any]) -> str | None:
 
 
 def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decision:
-    """The should-inject question; raises AnnotationError for values that deny the Pod."""
+    """The should-inject question.
+
+    Raises Denied (AnnotationError, ProfileNotAllowed, RequesterNotAllowed) when the Pod
+    must be refused, and LimitExceeded when the onError policy must answer instead.
+    """
     problem = shape_problem(pod)
     if problem is not None:
         return Decision(False, "malformed-pod", f"not injected: {problem}", warnings=(f"not injected: {problem}",))
@@ -147,6 +160,19 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
     if ann.STATUS in annotations:
         return Decision(False, "already-injected", f"the Pod already carries {ann.STATUS}")
 
+    if config.requesters.enabled and context.username is not None:
+        if not config.requesters.permits(context.username, list(context.groups)):
+            message = f"requester {context.username} may not trigger sidecar injection"
+            if config.requesters.onMismatch == "deny":
+                raise RequesterNotAllowed(message)
+            return Decision(False, "requester-not-allowed", message, warnings=(f"not injected: {message}",))
+
+    containers = len(spec_list(pod, "containers")) + len(spec_list(pod, "initContainers"))
+    if containers > config.limits.maxContainers:
+        raise LimitExceeded(
+            "too-many-containers", f"the Pod has {containers} containers, over the limit of {config.limits.maxContainers}"
+        )
+
     overrides = ann.parse_overrides(annotations, labels, config.profiles)
     warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
 
@@ -155,12 +181,25 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         message = f"hostNetwork Pod not injected (sidecar ports would clash with the node); set {ann.INJECT}: \"true\""
         return Decision(False, "host-network", message, warnings=(*warnings, message))
 
-    names = overrides.profiles if overrides.profiles is not None else tuple(config.defaultProfiles)
+    if overrides.profiles is not None:
+        names = overrides.profiles
+        for name in names:
+            if not config.profiles[name].namespaces.permits(context.namespace):
+                raise ProfileNotAllowed(f"profile {name} may not be used in namespace {context.namespace or '(none)'}")
+    else:
+        names = tuple(n for n in config.defaultProfiles if config.profiles[n].namespaces.permits(context.namespace))
+        warnings += [
+            f"default profile {n} is not allowed in namespace {context.namespace}; left out"
+            for n in config.defaultProfiles
+            if n not in names
+        ]
     if not names:
-        return Decision(
-            False, "no-profiles", f"no profiles selected: no {ann.PROFILES} annotation and no defaultProfiles",
-            warnings=tuple(warnings),
+        message = (
+            f"no default profile is allowed in namespace {context.namespace}"
+            if config.defaultProfiles
+            else f"no profiles selected: no {ann.PROFILES} annotation and no defaultProfiles"
         )
+        return Decision(False, "no-profiles", message, warnings=tuple(warnings))
     profiles = tuple((name, config.profiles[name]) for name in names)
     settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
     return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings, (*warnings, *setting_warnings))
