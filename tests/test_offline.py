@@ -185,6 +185,20 @@ def test_unreadable_input_is_a_clear_error() -> None:
     assert load_documents("{kind: Pod, metadata: {name: p}}")[1] == "yaml"  # flow mapping: YAML, not JSON
 
 
+@pytest.mark.parametrize("metadata", ["not-a-map", None, {"ownerReferences": "odd"}])
+def test_odd_template_metadata_is_judged_by_the_policy_not_a_crash(metadata: Any) -> None:
+    template = {"metadata": metadata, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}
+    doc = _workload("Job", template=template)
+    result = inject_documents([doc], EXAMPLE)
+    [report] = result.reports
+    if metadata == "not-a-map":
+        assert (report.reason, result.documents) == ("malformed-pod", [doc])
+    else:
+        assert report.decision == "injected"
+        written = result.documents[0]["spec"]["template"]["metadata"]
+        assert written.get("ownerReferences") == (metadata or {}).get("ownerReferences")
+
+
 # -- run-to-completion owners, versions, idempotence -------------------------------------------
 
 

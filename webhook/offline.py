@@ -166,11 +166,13 @@ def _pod_for(ref: PodTemplateRef) -> dict[str, Any]:
     """The Pod a controller would create from the template, as the webhook would receive it."""
     if ref.kind == "Pod":
         return ref.template
-    metadata = dict(ref.template.get("metadata") or {})
-    if ref.owner_kind:
+    metadata = ref.template.get("metadata")
+    metadata = {} if metadata is None else metadata  # null means absent, as the API server decodes it
+    owners = metadata.get("ownerReferences", []) if isinstance(metadata, Mapping) else None
+    if ref.owner_kind and isinstance(owners, list):  # else malformed: the policy says so
         owner = {"apiVersion": _OWNER_API_VERSIONS.get(ref.owner_kind, "apps/v1"), "kind": ref.owner_kind,
                  "name": ref.name or "offline", "uid": "offline", "controller": True}
-        metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), owner]
+        metadata = {**metadata, "ownerReferences": [*owners, owner]}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": ref.template.get("spec")}
 
 
