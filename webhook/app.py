@@ -1,0 +1,266 @@
+"""The HTTP surface: POST /mutate on a raw-ASGI fast path, probes and metrics on FastAPI.
+
+/mutate is the hot path the API server waits on for every Pod, so it skips routing,
+request models and response validation: read the body once, ``orjson.loads``, call the pure
+``mutate.review``, send ``orjson.dumps`` bytes. Every HTTP status /mutate can answer is decided
+in ``precheck`` and ``answer`` below, so the mapping from problem to status lives in one place.
+The probes and /metrics are not hot and keep FastAPI's conveniences.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive, Scope, Send
+
+from webhook.config import Config
+from webhook.errors import ReviewError
+from webhook.metrics import Metrics, exposition
+from webhook.mutate import Outcome, review
+
+MUTATE_PATH = "/mutate"
+DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request size limit
+
+review_log = logging.getLogger("webhook.review")
+
+_JSON_HEADERS = ((b"content-type", b"application/json"),)
+
+
+@dataclass
+class ServiceState:
+    """What the HTTP surface reads and the server's reload loops and signal handlers change.
+
+    One object per app, handed in explicitly: the config is swapped as a whole reference on
+    reload, so a review in progress keeps the config it started with.
+    """
+
+    config: Config
+    metrics: Metrics
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    certificate_loaded: bool = False
+    draining: bool = False
+
+    def not_ready_reasons(self) -> list[str]:
+        reasons = []
+        if not self.certificate_loaded:
+            reasons.append("certificate not loaded")
+        if self.draining:
+            reasons.append("shutting down")
+        return reasons
+
+
+class ClientDisconnected(Exception):
+    """The client went away before sending its whole body; there is nobody to answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer for /mutate plus what is logged and counted about it."""
+
+    status: int
+    body: bytes
+    decision: str  # injected | skipped | denied | error
+    reason: str
+    outcome: Outcome | None = None
+    error: str | None = None
+    uid: str | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    exc: BaseException | None = None
+
+
+def error_reply(status: int, reason: str, message: str, uid: str | None = None, **extra: Any) -> Reply:
+    """A JSON ``{"error": ...}`` answer; kopf's rule: a malformed request is a 4xx, never a denial."""
+    return Reply(status, orjson.dumps({"error": message}), "error", reason, error=message, uid=uid, **extra)
+
+
+def too_large(limit: int) -> Reply:
+    # Close the connection: the rest of an oversized body may still be on its way.
+    return error_reply(413, "payload-too-large", f"request body exceeds {limit} bytes",
+                       headers=((b"connection", b"close"),))
+
+
+def precheck(method: str, headers: list[tuple[bytes, bytes]], limit: int) -> Reply | None:
+    """Refuse what can be refused before reading the body (405, 415, 413, 400); None means go on."""
+    if method != "POST":
+        return error_reply(405, "method-not-allowed", f"method {method} not allowed on {MUTATE_PATH}; use POST",
+                           headers=((b"allow", b"POST"),))
+    content_type = b""
+    content_length: bytes | None = None
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            content_length = value
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    if media_type != b"application/json":
+        shown = content_type.decode("latin-1") or "none"
+        return error_reply(415, "unsupported-media-type", f"Content-Type must be application/json, got {shown}")
+    if content_length is not None:
+        if not content_length.strip().isdigit():
+            return error_reply(400, "bad-content-length", "Content-Length is not a number")
+        if int(content_length) > limit:
+            return too_large(limit)
+    return None
+
+
+def _uid_of(body: Any) -> str | None:
+    request = body.get("request") if isinstance(body, dict) else None
+    uid = request.get("uid") if isinstance(request, dict) else None
+    return uid if isinstance(uid, str) else None
+
+
+def answer(raw: bytes, config: Config) -> Reply:
+    """Body bytes -> reply: 200 with the AdmissionReview response, 400 for a bad review, 500 for a bug."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
+    try:
+        outcome = review(body, config)
+    except ReviewError as error:
+        return error_reply(400, "invalid-review", str(error), _uid_of(body))
+    except Exception as error:  # noqa: BLE001 - one bad request must cost one 500, not the worker
+        return error_reply(500, "internal-error", "internal error while reviewing; see the webhook's log",
+                           _uid_of(body), exc=error)
+    return Reply(200, orjson.dumps(outcome.review), outcome.decision, outcome.reason, outcome, uid=outcome.uid)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it passes ``limit`` (counts streamed bytes: no Content-Length needed)."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False) and len(body) <= limit:
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False) and size <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+    if size > limit:
+        await _discard(receive, message, limit)
+        return None
+    return b"".join(chunks)
+
+
+async def _discard(receive: Receive, message: Message, budget: int) -> None:
+    """Swallow up to ``budget`` more bytes, so closing the socket sends the 413 rather than a reset."""
+    while message.get("more_body", False) and budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        budget -= len(message.get("body", b""))
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(reply.body)).encode()), *reply.headers]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+def review_fields(reply: Reply, seconds: float) -> dict[str, Any]:
+    """The per-review log line's fields."""
+    fields: dict[str, Any] = {"uid": reply.uid, "status": reply.status}
+    outcome = reply.outcome
+    if outcome is not None:
+        fields.update(kind=outcome.kind, namespace=outcome.namespace, name=outcome.name,
+                      operation=outcome.operation, profiles=list(outcome.profiles),
+                      warnings=len(outcome.warnings))
+    fields.update(decision=reply.decision, reason=reply.reason, duration_ms=round(seconds * 1000, 3))
+    if reply.error is not None:
+        fields["error"] = reply.error
+    return fields
+
+
+def count(metrics: Metrics, reply: Reply, seconds: float) -> None:
+    """Count and time one /mutate request (before the reply leaves, so a scrape that follows sees it)."""
+    metrics.reviews.labels(decision=reply.decision, reason=reply.reason).inc()
+    metrics.review_duration.observe(seconds)
+
+
+def log_review(reply: Reply, seconds: float) -> None:
+    """The one structured line per review (after the reply: logging never delays the API server)."""
+    if reply.status >= 500:
+        review_log.error("review failed", exc_info=reply.exc, extra={"fields": review_fields(reply, seconds)})
+        return
+    # A 4xx, or a 200 that onError answered (bound exceeded, engine bug), is worth a warning.
+    level = logging.INFO if reply.status == 200 and reply.decision != "error" else logging.WARNING
+    if review_log.isEnabledFor(level):
+        review_log.log(level, "review", extra={"fields": review_fields(reply, seconds)})
+
+
+async def serve_mutate(scope: Scope, receive: Receive, send: Send, state: ServiceState) -> None:
+    """POST /mutate, straight on ASGI."""
+    started = time.perf_counter()
+    limit = state.max_body_bytes
+    reply = precheck(scope["method"], scope["headers"], limit)
+    if reply is None:
+        try:
+            raw = await read_body(receive, limit)
+        except ClientDisconnected:
+            return
+        reply = answer(raw, state.config) if raw is not None else too_large(limit)
+    seconds = time.perf_counter() - started
+    count(state.metrics, reply, seconds)
+    await send_reply(send, reply)
+    log_review(reply, seconds)
+
+
+def create_routes(state: ServiceState) -> FastAPI:
+    """Probes and metrics; errors (404, 405) answered as JSON like /mutate's."""
+    api = FastAPI(title="sidecar-injector", docs_url=None, redoc_url=None, openapi_url=None)
+    api.state.service = state
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Alive: the event loop answers. Nothing else, so a slow dependency never restarts us."""
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: config and certificate loaded and not shutting down (drain takes us out of Endpoints)."""
+        reasons = request.app.state.service.not_ready_reasons()
+        if reasons:
+            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @api.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        body, content_type = exposition(request.app.state.service.metrics)
+        return Response(body, media_type=content_type)
+
+    return api
+
+
+class WebhookApp:
+    """The ASGI app: /mutate goes to ``serve_mutate`` before any routing, the rest to FastAPI."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+        self.routes = create_routes(state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == MUTATE_PATH:
+            await serve_mutate(scope, receive, send, self.state)
+        else:
+            await self.routes(scope, receive, send)
+
+
+def create_app(state: ServiceState) -> WebhookApp:
+    return WebhookApp(state)
