@@ -1,0 +1,8 @@
+"""`python -m webhook` runs the same CLI as the `sidecar-injector` console script."""
+
+import sys
+
+from webhook.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

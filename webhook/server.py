@@ -1,0 +1,407 @@
+"""Run the webhook: TLS, certificate and config hot reload, drain on SIGTERM, optional workers.
+
+Why not plain ``uvicorn.run``:
+
+* TLS comes from ``tls.ReloadingContext``: uvicorn gets its one stable SSLContext (through
+  ``ssl_context_factory``) and a poll loop in the server's event loop swaps the certificate
+  behind it, so a rotated Secret is served without a restart.
+* uvicorn stops at once on SIGTERM. A webhook must first leave the Service's Endpoints:
+  SIGTERM flips /readyz to 503 and keeps serving for ``drain_seconds``, then stops accepting
+  and exits 0 once in-flight requests are answered.
+* With several workers, a small supervisor binds the socket once, spawns workers that each
+  run this same server (with their own reload loops), forwards SIGTERM to them and gives them
+  a shared PROMETHEUS_MULTIPROC_DIR so /metrics counts all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from webhook.app import DEFAULT_MAX_BODY_BYTES, ServiceState, create_app
+from webhook.certs import TLS_CERT, TLS_KEY, ensure_dev_certs
+from webhook.config import Config, example_config, load_config_file, parse_config
+from webhook.errors import ConfigError
+from webhook.logging_setup import setup_logging
+from webhook.metrics import (
+    MULTIPROC_ENV,
+    Metrics,
+    create_metrics,
+    multiproc_dir_from_env,
+    set_config_hash,
+    worker_exited,
+)
+from webhook.tls import ReloadingContext
+
+log = logging.getLogger("webhook.server")
+
+STARTUP_FAILURE = 3  # a worker's exit code for "would fail the same way on restart"
+# Connection hygiene: idle keep-alive connections are closed after 30 s, an HTTP head may not
+# exceed 64 KiB, and past 512 concurrent connections/requests new ones get 503 instead of queueing.
+KEEP_ALIVE_SECONDS = 30
+MAX_INCOMPLETE_EVENT_BYTES = 64 * 1024
+LIMIT_CONCURRENCY = 512
+# After the drain, in-flight requests get this long to finish before they are cancelled.
+GRACEFUL_SHUTDOWN_SECONDS = 20
+# Time a closing, idle connection gets to complete the TLS close handshake before it is dropped.
+CLOSE_GRACE_SECONDS = 1.0
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is one line naming the file (or flag) and the problem."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything `serve` is told on its command line (picklable: workers receive a copy)."""
+
+    host: str = "0.0.0.0"
+    port: int = 8443
+    cert_dir: Path = Path("certs")
+    config_file: Path | None = None
+    log_level: str = "info"
+    workers: int = 1
+    kubernetes_version: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    reload_interval: float = 2.0
+    drain_seconds: float = 5.0
+    client_ca: Path | None = None
+
+    @property
+    def cert_file(self) -> Path:
+        return self.cert_dir / TLS_CERT
+
+    @property
+    def key_file(self) -> Path:
+        return self.cert_dir / TLS_KEY
+
+
+def one_line(error: BaseException) -> str:
+    """Config errors list one problem per line; a startup failure must be a single stderr line."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def load_config(options: ServeOptions) -> Config:
+    """The config file (or the built-in example), with --kubernetes-version applied on top."""
+    config = load_config_file(options.config_file) if options.config_file else example_config()
+    if options.kubernetes_version:
+        data = {**config.model_dump(mode="json"), "kubernetesVersion": options.kubernetes_version}
+        config = parse_config(data, "--kubernetes-version")
+    return config
+
+
+def load_tls(options: ServeOptions) -> ReloadingContext:
+    try:
+        return ReloadingContext(options.cert_file, options.key_file, options.client_ca)
+    except ConfigError as error:
+        raise StartupError(one_line(error)) from None
+    except OSError as error:
+        raise StartupError(f"{error.filename or options.cert_dir}: cannot read ({error.strerror})") from None
+
+
+def _file_signature(*paths: Path) -> tuple[tuple[int, int, int], ...] | None:
+    """(mtime, size, inode) per file, following symlinks: a Secret/ConfigMap volume swaps ``..data``."""
+    try:
+        return tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in (os.stat(p) for p in paths))
+    except OSError:
+        return None
+
+
+class ConfigReloader:
+    """Swap in a changed config file if it is valid; otherwise keep the one in use (and say so once)."""
+
+    def __init__(self, options: ServeOptions, state: ServiceState, loaded: object) -> None:
+        """``loaded``: the file's signature taken *before* the config in ``state`` was read."""
+        assert options.config_file is not None
+        self.options = options
+        self.path = options.config_file
+        self.state = state
+        self._loaded = loaded
+        self._rejected: object = None
+
+    def check(self) -> None:
+        signature = _file_signature(self.path)
+        if signature is None or signature in (self._loaded, self._rejected):
+            return
+        metrics = self.state.metrics
+        try:
+            config = load_config(self.options)
+        except ConfigError as error:
+            self._rejected = signature
+            metrics.config_reloads.labels(result="error").inc()
+            log.warning("config change rejected, keeping the current config",
+                        extra={"fields": {"file": str(self.path), "error": one_line(error),
+                                          "config_hash": self.state.config.config_hash}})
+            return
+        old_hash = self.state.config.config_hash
+        self.state.config = config
+        self._loaded, self._rejected = signature, None
+        metrics.config_reloads.labels(result="success").inc()
+        set_config_hash(metrics, config.config_hash, old_hash)
+        log.info("config reloaded", extra={"fields": {"file": str(self.path), "config_hash": config.config_hash,
+                                                      "previous_hash": old_hash}})
+
+
+class CertificateReloader:
+    """Drive ReloadingContext.check and count the outcome of each on-disk change."""
+
+    def __init__(self, tls: ReloadingContext, metrics: Metrics) -> None:
+        self.tls = tls
+        self.metrics = metrics
+        self._seen = _file_signature(tls.cert_file, tls.key_file)
+
+    def check(self) -> None:
+        signature = _file_signature(self.tls.cert_file, self.tls.key_file)
+        if self.tls.check():
+            self.metrics.certificate_reloads.labels(result="success").inc()
+        elif signature is not None and signature != self._seen:
+            # Changed on disk but not loadable (tls.py logged why); the previous pair keeps serving.
+            self.metrics.certificate_reloads.labels(result="error").inc()
+        self._seen = signature
+
+
+async def poll(interval: float, checks: list[Callable[[], None]]) -> None:
+    """Polling works on every volume type (inotify misses Secret symlink swaps on some)."""
+    while True:
+        await asyncio.sleep(interval)
+        for check in checks:
+            try:
+                check()
+            except Exception:  # a dead watcher would silently stop all future reloads
+                log.exception("reload check failed")
+
+
+class WebhookServer(uvicorn.Server):
+    """uvicorn's server plus the reload loop, the SIGTERM drain and an orphan check for workers."""
+
+    def __init__(self, config: uvicorn.Config, state: ServiceState, options: ServeOptions,
+                 checks: list[Callable[[], None]], parent_pid: int | None = None) -> None:
+        super().__init__(config)
+        self.state = state
+        self.options = options
+        self.checks = checks
+        self.parent_pid = parent_pid
+        self.drain_deadline: float | None = None
+        self._drain_logged = False
+        self._poller: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._poller = asyncio.create_task(poll(self.options.reload_interval, self.checks))
+            host, port = (sockets[0].getsockname()[:2] if sockets else (self.config.host, self.config.port))
+            log.info("serving", extra={"fields": {"url": f"https://{host}:{port}", "pid": os.getpid(),
+                                                  "config_hash": self.state.config.config_hash}})
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        reaper = asyncio.create_task(self._abort_lingering())
+        try:
+            await super().shutdown(sockets=sockets)
+        finally:
+            reaper.cancel()
+
+    async def _abort_lingering(self) -> None:
+        """Drop connections that stay idle for CLOSE_GRACE_SECONDS after shutdown asked them to close.
+
+        Closing TLS sends close_notify and then waits (up to 30 s) for the peer's; an idle
+        keep-alive client that is not reading never answers, which would hold the exit back.
+        A connection still answering a request is never touched.
+        """
+        idle_since: dict[object, float] = {}
+        while True:
+            now = time.monotonic()
+            for connection in list(self.server_state.connections):
+                cycle = getattr(connection, "cycle", None)  # uvicorn's per-request state, on both protocols
+                if cycle is not None and not cycle.response_complete:
+                    idle_since.pop(connection, None)
+                elif now - idle_since.setdefault(connection, now) >= CLOSE_GRACE_SECONDS:
+                    connection.transport.abort()
+            await asyncio.sleep(0.1)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """SIGTERM drains first; SIGINT (or a second SIGTERM) stops now; a second SIGINT forces.
+
+        Unlike uvicorn's, this never re-raises the signal after shutdown, so the exit code is 0.
+        """
+        self.state.draining = True  # no logging here: this runs inside a signal handler
+        if sig == signal.SIGTERM and self.drain_deadline is None and self.options.drain_seconds > 0:
+            self.drain_deadline = time.monotonic() + self.options.drain_seconds
+            return
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_deadline is not None and not self._drain_logged:
+            self._drain_logged = True
+            log.info("SIGTERM: draining (readyz 503, still serving)",
+                     extra={"fields": {"drain_seconds": self.options.drain_seconds}})
+        if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline and not self.should_exit:
+            log.info("drain over: no new connections; finishing in-flight requests")
+            self.should_exit = True
+        if self.parent_pid is not None and os.getppid() != self.parent_pid and not self.should_exit:
+            log.warning("supervisor is gone; stopping")
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind once, before any worker starts, so "address in use" is a clean startup error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except (OSError, OverflowError) as error:
+        sock.close()
+        reason = getattr(error, "strerror", None) or str(error)
+        raise StartupError(f"--host/--port {host}:{port}: cannot listen ({reason})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _uvicorn_config(options: ServeOptions, state: ServiceState, tls: ReloadingContext) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(state),
+        host=options.host,
+        port=options.port,
+        lifespan="on",
+        log_config=None,
+        log_level=options.log_level,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        workers=1,
+        ssl_context_factory=lambda _config, _default: tls.context,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        limit_concurrency=LIMIT_CONCURRENCY,
+        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+    )
+
+
+def serve_worker(options: ServeOptions, sock: socket.socket, parent_pid: int | None = None) -> int:
+    """Load config and certificate, then serve on ``sock`` until stopped (raises StartupError)."""
+    config_signature = _file_signature(options.config_file) if options.config_file else None
+    try:
+        config = load_config(options)
+    except ConfigError as error:
+        raise StartupError(one_line(error)) from None
+    tls = load_tls(options)
+    metrics = create_metrics(multiproc_dir_from_env())
+    set_config_hash(metrics, config.config_hash, None)
+    state = ServiceState(config=config, metrics=metrics, max_body_bytes=options.max_body_bytes,
+                         certificate_loaded=True)
+    checks: list[Callable[[], None]] = [CertificateReloader(tls, metrics).check]
+    if options.config_file is not None:
+        checks.append(ConfigReloader(options, state, config_signature).check)
+    server = WebhookServer(_uvicorn_config(options, state, tls), state, options, checks, parent_pid)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        worker_exited(metrics)
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def _worker_main(options: ServeOptions, sock: socket.socket, parent_pid: int) -> None:
+    """Entry point of a spawned worker (a fresh interpreter: set up logging again)."""
+    setup_logging(options.log_level)
+    os.setpgrp()  # a terminal's Ctrl+C reaches the supervisor only; it forwards exactly one signal
+    try:
+        code = serve_worker(options, sock, parent_pid)
+    except StartupError as error:
+        log.error("worker cannot start", extra={"fields": {"error": str(error)}})
+        code = STARTUP_FAILURE
+    raise SystemExit(code)
+
+
+def supervise(options: ServeOptions, sock: socket.socket) -> int:
+    """Keep ``options.workers`` workers on the shared socket; forward SIGTERM/SIGINT and wait."""
+    spawn = multiprocessing.get_context("spawn")
+    received: list[int] = []
+    stop = threading.Event()
+
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        received.append(sig)
+        stop.set()
+
+    def start() -> multiprocessing.process.BaseProcess:
+        worker = spawn.Process(target=_worker_main, args=(options, sock, os.getpid()), name="sidecar-injector-worker")
+        worker.start()
+        return worker
+
+    with tempfile.TemporaryDirectory(prefix="sidecar-injector-metrics-") as metrics_dir:
+        # prometheus_client chooses file-backed values at import; workers import it after this is set.
+        previous_dir = os.environ.get(MULTIPROC_ENV)
+        os.environ[MULTIPROC_ENV] = metrics_dir
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        exit_code = 0
+        try:
+            workers = [start() for _ in range(options.workers)]
+            log.info("supervising workers", extra={"fields": {"pids": [w.pid for w in workers]}})
+            while not stop.wait(0.5):
+                for index, worker in enumerate(workers):
+                    if worker.is_alive():
+                        continue
+                    if worker.exitcode == STARTUP_FAILURE:
+                        log.error("a worker failed to start; stopping", extra={"fields": {"pid": worker.pid}})
+                        exit_code = 1
+                        stop.set()
+                        break
+                    log.warning("worker exited; starting another",
+                                extra={"fields": {"pid": worker.pid, "exitcode": worker.exitcode}})
+                    workers[index] = start()
+            forward = received[0] if received else signal.SIGTERM
+            for worker in workers:
+                if worker.is_alive() and worker.pid is not None:
+                    os.kill(worker.pid, forward)
+            for worker in workers:
+                worker.join()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if previous_dir is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous_dir
+            sock.close()
+    log.info("all workers stopped")
+    return exit_code
+
+
+def run(options: ServeOptions) -> int:
+    """`serve`: check everything that can fail before binding, then serve (or supervise workers)."""
+    try:
+        generated = ensure_dev_certs(options.cert_dir)
+    except (OSError, ConfigError) as error:
+        raise StartupError(f"{options.cert_dir}: cannot create development certificates ({one_line(error)})") from None
+    if generated is not None:
+        log.warning("no tls.crt/tls.key given: serving a development certificate",
+                    extra={"fields": {"ca_file": str(generated), "hint": f"curl --cacert {generated} ..."}})
+    try:
+        load_config(options)
+    except ConfigError as error:
+        raise StartupError(one_line(error)) from None
+    load_tls(options)
+    sock = bind(options.host, options.port)
+    if options.workers <= 1:
+        return serve_worker(options, sock)
+    return supervise(options, sock)
