@@ -1,0 +1,109 @@
+"""The command line: certificate generation, manifests, help text and usage errors."""
+
+from __future__ import annotations
+
+import base64
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_certs, run_cli
+from cryptography import x509
+
+from webhook.cli import build_parser, main
+
+SERVE_ENV_VARS = [
+    "SIDECAR_INJECTOR_HOST",
+    "SIDECAR_INJECTOR_PORT",
+    "SIDECAR_INJECTOR_CERT_DIR",
+    "SIDECAR_INJECTOR_CONFIG",
+    "SIDECAR_INJECTOR_LOG_LEVEL",
+    "SIDECAR_INJECTOR_WORKERS",
+    "SIDECAR_INJECTOR_KUBERNETES_VERSION",
+    "SIDECAR_INJECTOR_MAX_BODY_BYTES",
+    "SIDECAR_INJECTOR_RELOAD_INTERVAL",
+    "SIDECAR_INJECTOR_DRAIN_SECONDS",
+    "SIDECAR_INJECTOR_CLIENT_CA",
+]
+
+
+def test_certs_writes_the_bundle_and_prints_the_ca_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(["certs", "--service", "inj", "--namespace", "sys", "--out", str(out), "--host", "inj.example.com"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == base64.b64encode((out / "ca.crt").read_bytes()).decode()
+    assert "tls.key" in captured.err
+    for name in ("ca.crt", "ca.key", "tls.crt", "tls.key"):
+        assert (out / name).is_file()
+    for key in ("ca.key", "tls.key"):
+        assert stat.S_IMODE((out / key).stat().st_mode) == 0o600
+    leaf = x509.load_pem_x509_certificate((out / "tls.crt").read_bytes())
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)
+    assert {"inj.sys.svc", "inj.example.com"} <= set(names)
+
+
+def test_serve_help_lists_every_env_var() -> None:
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # undo argparse's line wrapping
+    for name in SERVE_ENV_VARS:
+        assert name in text
+
+
+def test_env_vars_set_defaults_and_flags_win() -> None:
+    environ = {"SIDECAR_INJECTOR_PORT": "9443", "SIDECAR_INJECTOR_CONFIG": "/etc/x.yaml",
+               "SIDECAR_INJECTOR_DRAIN_SECONDS": "1.5"}
+    args = build_parser(environ).parse_args(["serve"])
+    assert (args.port, args.config, args.drain_seconds) == (9443, "/etc/x.yaml", 1.5)
+    assert build_parser(environ).parse_args(["serve", "--port", "10443"]).port == 10443
+    defaults = build_parser({}).parse_args(["serve"])
+    assert (defaults.host, defaults.port, defaults.cert_dir, defaults.config) == ("0.0.0.0", 8443, "./certs", None)
+    assert (defaults.workers, defaults.max_body_bytes, defaults.reload_interval) == (1, 3145728, 2.0)
+
+
+@pytest.mark.parametrize(
+    "argv, environ",
+    [
+        ([], {}),
+        (["serve", "--bogus"], {}),
+        (["serve", "--port", "https"], {}),
+        (["serve", "--port", "99999"], {}),
+        (["serve", "--workers", "0"], {}),
+        (["serve", "--log-level", "loud"], {}),
+        (["serve"], {"SIDECAR_INJECTOR_PORT": "https"}),
+        (["certs"], {}),
+        (["manifests", "--cert-dir", "x", "--failure-policy", "Sometimes"], {}),
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], environ: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv, environ=environ) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_bad_flag_exits_2_from_the_console() -> None:
+    result = run_cli("serve", "--no-such-flag")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def test_manifests_fill_the_ca_bundle_and_the_tls_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_certs(tmp_path)
+    assert main(["manifests", "--cert-dir", str(tmp_path), "--failure-policy", "Ignore"]) == 0
+    objects = list(yaml.safe_load_all(capsys.readouterr().out))
+    (webhook_config,) = [o for o in objects if o["kind"] == "MutatingWebhookConfiguration"]
+    ca_bundle = base64.b64encode((tmp_path / "ca.crt").read_bytes()).decode()
+    for hook in webhook_config["webhooks"]:
+        assert hook["clientConfig"]["caBundle"] == ca_bundle
+        assert hook["failurePolicy"] == "Ignore"
+    (secret,) = [o for o in objects if o["kind"] == "Secret"]
+    assert base64.b64decode(secret["data"]["tls.crt"]) == (tmp_path / "tls.crt").read_bytes()
+
+
+def test_manifests_without_certificates_is_a_one_line_error(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["manifests", "--cert-dir", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ca.crt" in err
