@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from corpus import as_pod, corpus_files
 from engine_support import BASE_CONFIG, apply, case_config, case_names, decoded_patch, load_review
 from k8s_checks import LATEST_SCHEMA, pod_errors
+from webhook.cli import main
 from webhook.config import Config, example_config, load_config_file
 from webhook.mutate import review
 from webhook.offline import (
@@ -82,6 +86,11 @@ def _workload_of(doc: dict[str, Any], ref: Any) -> dict[str, Any]:
         node = node[key]
     workload: dict[str, Any] = node
     return workload
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "webhook", *args], check=False, input=stdin, capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
 
 
 # -- every kind, Lists, pass-through ------------------------------------------------------------
@@ -370,6 +379,83 @@ def test_offline_workload_template_gives_the_webhook_pod(case: str) -> None:
     expected = apply(pod, decoded_patch(outcome) or [])
     assert ref.template["spec"] == expected["spec"]
     assert ref.template["metadata"] == {k: v for k, v in expected["metadata"].items() if k not in per_pod}
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def _manifest_file(tmp_path: Path) -> tuple[Path, list[Any]]:
+    docs = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}},
+            _workload("Deployment", "web", _template(terminationGracePeriodSeconds=10)),
+            _workload("CronJob", "nightly", _template(restartPolicy="OnFailure"))]
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path, docs
+
+
+def test_cli_inject_file_yaml(tmp_path: Path) -> None:
+    path, docs = _manifest_file(tmp_path)
+    done = _cli("inject", "-f", str(path))
+    assert done.returncode == 0, done.stderr
+    out = list(yaml.safe_load_all(done.stdout))
+    assert out == inject_documents(docs, EXAMPLE).documents
+    assert out[0] == docs[0]
+    assert "Deployment/web: terminationGracePeriodSeconds raised from 10 to 30" in done.stderr
+
+
+def test_cli_inject_stdin_json_with_options() -> None:
+    doc = _workload("Job", "j", _template(restartPolicy="Never"))
+    done = _cli("inject", "-f", "-", "--kubernetes-version", "1.28", "--namespace", "batch", stdin=json.dumps(doc))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert [c["name"] for c in out["spec"]["template"]["spec"]["containers"]] == ["proxy", "app"]
+    assert "Job/j: native sidecars need Kubernetes 1.29+" in done.stderr
+
+
+def test_cli_inject_denied_exits_1_and_still_writes_everything(tmp_path: Path) -> None:
+    bad = _workload("Pod", "bad", _template({"sidecar-injector.io/drain-seconds": "abc"}))
+    out_opted = _workload("Pod", "out", _template({"sidecar-injector.io/inject": "false"}))
+    docs = [bad, _workload("Deployment", "web"), out_opted]
+    path = tmp_path / "app.json"
+    path.write_text("\n".join(json.dumps(d) for d in docs))
+    done = _cli("inject", "-f", str(path))
+    assert done.returncode == 1
+    assert "sidecar-injector: error: Pod/bad: annotation sidecar-injector.io/drain-seconds='abc' is invalid" in done.stderr
+    assert 'Pod/out: skipped: the Pod sets annotation sidecar-injector.io/inject: "false"' in done.stderr
+    out, fmt = load_documents(done.stdout)
+    assert fmt == "json" and out[0] == bad and out[2] == out_opted
+    assert STATUS in out[1]["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_cli_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "all.yaml"
+    path.write_text(yaml.safe_dump_all(_explain_docs()))
+    assert main(["explain", "-f", str(path)]) == 0
+    assert capsys.readouterr().out == explain_documents(_explain_docs(), EXAMPLE)
+    assert main(["explain", "-f", str(path), "--output", "json", "-n", "shop"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [t["namespace"] for t in data["templates"]] == ["shop"] * 4
+    assert main(["inject", "-f", str(path), "--explain"]) == 1  # the denied Job still fails inject
+    captured = capsys.readouterr()
+    assert "Deployment/web (namespace shop): injected — profiles proxy" in captured.err
+    assert "sidecar-injector: error: Job/bad: annotation sidecar-injector.io/drain-seconds='abc'" in captured.err
+    assert len(list(yaml.safe_load_all(captured.out))) == 4
+
+
+def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inject", "-f", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": ')
+    assert main(["explain", "-f", str(bad)]) == 1
+    assert "not valid JSON" in capsys.readouterr().err
+    path, _ = _manifest_file(tmp_path)
+    assert main(["inject", "-f", str(path), "--kubernetes-version", "banana"]) == 1
+    assert "--kubernetes-version" in capsys.readouterr().err
+    config = tmp_path / "config.yaml"
+    config.write_text("defaultProfiles: [nope]\n")
+    assert main(["inject", "-f", str(path), "--config", str(config)]) == 1
+    assert "nope" in capsys.readouterr().err
 
 
 # -- the corpus of real manifests ----------------------------------------------------------------

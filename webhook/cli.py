@@ -1,4 +1,4 @@
-"""Command line: serve | certs | manifests | replay.
+"""Command line: serve | certs | manifests | replay | inject | explain.
 
 Every `serve` option can also come from an environment variable (the flag wins), which is how
 the Deployment and local shells configure the same binary. Failures print one line to stderr
@@ -18,9 +18,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from webhook.app import DEFAULT_MAX_BODY_BYTES
 from webhook.logging_setup import LEVELS, setup_logging
+
+if TYPE_CHECKING:
+    from webhook.config import Config
 
 PROG = "sidecar-injector"
 ENV_PREFIX = "SIDECAR_INJECTOR_"
@@ -121,7 +125,37 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     replay.add_argument("--url", default=DEFAULT_URL, help="webhook URL (default: %(default)s)")
     replay.add_argument("--cacert", type=Path, default=Path(environ.get("CACERT", "certs/ca.crt")),
                         metavar="FILE", help="CA to trust (default: $CACERT or certs/ca.crt)")
+    _offline_parsers(sub)
     return parser
+
+
+def _offline_options(parser: argparse.ArgumentParser) -> None:
+    """What `inject` and `explain` share: the manifests, and the config the webhook would use."""
+    parser.add_argument("-f", "--filename", required=True, metavar="FILE",
+                        help="manifests to read, YAML (multi-document) or JSON; - reads stdin")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="injection config YAML (default: the built-in example config)")
+    parser.add_argument("--kubernetes-version", metavar="X.Y",
+                        help="oldest API server version served (overrides the config's kubernetesVersion), e.g. 1.29")
+    parser.add_argument("-n", "--namespace", default="default", metavar="NS",
+                        help="namespace of workloads that name none (default: %(default)s)")
+
+
+def _offline_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    inject = sub.add_parser("inject", help="inject the Pod templates of manifests offline (like istioctl kube-inject)",
+                            description="Write the manifests with every Pod template injected as the webhook would "
+                            "inject its Pods; other objects pass through. JSON in gives JSON out, YAML gives YAML. "
+                            "Warnings go to stderr as KIND/NAME: TEXT. A template the webhook would deny is written "
+                            "unchanged, its error printed, and the exit code is 1.")
+    _offline_options(inject)
+    inject.add_argument("--explain", action="store_true",
+                        help="also print the explanation of each decision (as `explain` does) to stderr")
+    explain = sub.add_parser("explain", help="say why each Pod template would (not) be injected, and what it gets",
+                             description="For each Pod template: the decision and its reason, the warnings, and "
+                             "what injection adds (sidecars, init containers, volumes, drain, grace period).")
+    _offline_options(explain)
+    explain.add_argument("-o", "--output", choices=("text", "json"), default="text",
+                         help="text for people, json for machines (default: %(default)s)")
 
 
 def fail(message: str) -> int:
@@ -249,7 +283,65 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-COMMANDS = {"serve": cmd_serve, "certs": cmd_certs, "manifests": cmd_manifests, "replay": cmd_replay}
+def _offline_input(args: argparse.Namespace) -> tuple[list[Any], str, Config] | int:
+    """The parsed documents, their format and the config; or the exit code of a failure."""
+    from webhook.config import example_config, load_config_file
+    from webhook.errors import ConfigError
+    from webhook.offline import DocumentError, load_documents, with_kubernetes_version
+
+    source = "stdin" if args.filename == "-" else args.filename
+    try:
+        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text(encoding="utf-8")
+        docs, fmt = load_documents(text)
+    except OSError as error:
+        return fail(f"{source}: cannot read ({error.strerror or error})")
+    except UnicodeDecodeError:
+        return fail(f"{source}: not UTF-8 text")
+    except DocumentError as error:
+        return fail(f"{source}: {' '.join(str(error).split())}")
+    try:
+        config = load_config_file(args.config) if args.config else example_config()
+        config = with_kubernetes_version(config, args.kubernetes_version)
+    except ConfigError as error:
+        return fail(str(error).replace("\n", "; "))
+    return docs, fmt, config
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    from webhook.offline import dump_documents, format_reports, inject_documents
+
+    loaded = _offline_input(args)
+    if isinstance(loaded, int):
+        return loaded
+    docs, fmt, config = loaded
+    result = inject_documents(docs, config, args.namespace)
+    sys.stdout.write(dump_documents(result.documents, fmt))
+    if args.explain:
+        sys.stderr.write(format_reports(result.reports))
+    else:
+        for report in result.reports:
+            for warning in report.warnings:
+                print(f"{report.workload}: {warning}", file=sys.stderr)
+            if report.allowed and report.decision != "injected" and report.reason != "already-injected":
+                print(f"{report.workload}: {report.decision}: {report.message}", file=sys.stderr)
+    for report in result.denied:
+        fail(f"{report.workload}: {report.message}")
+    return 1 if result.denied else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from webhook.offline import explain_documents
+
+    loaded = _offline_input(args)
+    if isinstance(loaded, int):
+        return loaded
+    docs, _, config = loaded
+    sys.stdout.write(explain_documents(docs, config, args.namespace, args.output))
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "certs": cmd_certs, "manifests": cmd_manifests, "replay": cmd_replay,
+            "inject": cmd_inject, "explain": cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
