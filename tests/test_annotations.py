@@ -73,13 +73,6 @@ def test_parse_seconds_rejects_everything_else(value: str) -> None:
     assert "0 to 3600" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: parse_seconds calls int() on any ASCII digit string; more than 4300 digits makes int() "
-    "raise a bare ValueError (Python's int string limit) instead of AnnotationError, so the Pod is "
-    "answered by the onError policy (allowed without its sidecar) instead of being denied",
-)
 def test_parse_seconds_rejects_a_huge_number_as_an_annotation_error() -> None:
     value = "9" * 5000
     error = _error(ann.parse_seconds, ann.DRAIN_SECONDS, value)
@@ -229,12 +222,6 @@ def test_is_profile_name(name: str, ok: bool) -> None:
     assert ann.is_profile_name(name) is ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: _PROFILE_NAME uses `$`, which also matches before a trailing newline, so 'proxy\\n' "
-    "passes as a DNS label (use \\Z or re.fullmatch)",
-)
 def test_is_profile_name_rejects_a_trailing_newline() -> None:
     # `$` in a Python regex also matches before a final "\n"; the name must still be refused.
     assert ann.is_profile_name("proxy\n") is False

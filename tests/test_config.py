@@ -56,12 +56,6 @@ def _model_keys(model: type) -> set[str]:
     return set(model.model_fields)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: README says the built-in example config 'documents every key', but it has no "
-    "onError, deadlineSeconds, requesters, limits (top level) nor namespaces (profile level)",
-)
 def test_example_config_documents_every_top_level_and_profile_key() -> None:
     from webhook.config import Profile
 
@@ -147,12 +141,6 @@ def test_unknown_keys_are_errors_at_every_level(data: dict[str, Any], path: str)
     assert '(got "blue")' in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: README says a config error names 'what is allowed'; an unknown key's message says only "
-    "'unknown key (check its spelling and place)' and never lists the keys allowed there",
-)
 def test_unknown_key_message_says_which_keys_are_allowed() -> None:
     text = config_error({"profiles": {"p": profile(drainSecond=5)}})
     assert "drainSeconds" in text
@@ -171,7 +159,8 @@ def test_top_level_must_be_a_mapping() -> None:
 
 def test_long_values_are_shortened_in_messages() -> None:
     text = config_error({"colour": "x" * 500})
-    assert len(text) < 200 and text.endswith('...)')
+    assert "x" * 80 not in text and text.endswith('...)')
+    assert "allowed here: defaultProfiles, profiles" in text
 
 
 # --------------------------------------------------------------------------- names
@@ -194,12 +183,6 @@ def test_a_63_character_name_is_fine() -> None:
     parse_config({"profiles": {"p": {"containers": [{"name": "a" * 63, "image": "i"}]}}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: _DNS_LABEL uses `$`, which matches before a trailing newline: a container named "
-    "'side\\n' (or volume 'v\\n', profile 'p\\n') passes validation and yields Pods the API server rejects",
-)
 @pytest.mark.parametrize(
     "data",
     [
@@ -234,7 +217,7 @@ def test_volume_names_must_be_dns_labels(name: Any) -> None:
 
 def test_volumes_need_a_source() -> None:
     text = config_error({"profiles": {"p": profile(volumes=[{"name": "data"}])}})
-    assert "volumes[0] (data) needs a source such as emptyDir or configMap" in text
+    assert "volumes[0] (data) needs exactly one source such as emptyDir or configMap" in text
 
 
 @pytest.mark.parametrize("name", ["Proxy", "my_profile", "a" * 41, "-p", "p.q"])
@@ -301,7 +284,7 @@ def test_mount_of_a_volume_another_profile_declares_is_still_an_error() -> None:
 @pytest.mark.parametrize("mount", [{"name": "data"}, {"mountPath": "/d"}, {"name": "", "mountPath": "/d"}])
 def test_mounts_need_a_name_and_a_mount_path(mount: Any) -> None:
     data = profile(volumes=[{"name": "data", "emptyDir": {}}], appVolumeMounts=[mount])
-    assert "appVolumeMounts: every mount needs a name and a mountPath" in config_error({"profiles": {"p": data}})
+    assert "appVolumeMounts[0] must be an object with name and mountPath as text" in config_error({"profiles": {"p": data}})
 
 
 def test_a_mount_must_be_an_object() -> None:
@@ -311,13 +294,6 @@ def test_a_mount_must_be_an_object() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: a mount whose name is a list/dict, or a container volumeMounts that is not a list, makes the "
-    "profile validator raise TypeError (unhashable / not iterable), which pydantic does not convert: "
-    "parse_config raises a bare TypeError instead of ConfigError",
-)
 @pytest.mark.parametrize(
     "data",
     [
@@ -522,12 +498,6 @@ def test_validation_errors_name_the_file(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{path}: onError: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="BUG: load_config_file catches only OSError; a file that is not UTF-8 raises a bare "
-    "UnicodeDecodeError instead of a ConfigError naming the file",
-)
 def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes(b"defaultProfiles: [caf\xe9]\n")
@@ -657,26 +627,16 @@ def _gap(reason: str) -> Any:
     "profile_data",
     [
         pytest.param(profile(), id="baseline"),
-        pytest.param(profile(podinfo={"enabled": True, "volumeName": "Pod_Info"}), id="podinfo-volumeName",
-                     marks=_gap("podinfo.volumeName 'Pod_Info' (not a DNS label): every injected Pod is invalid")),
-        pytest.param(profile(serviceAccountToken={"audience": "a", "volumeName": "Tok_en"}), id="token-volumeName",
-                     marks=_gap("serviceAccountToken.volumeName 'Tok_en' (not a DNS label): every Pod is invalid")),
-        pytest.param(profile(serviceAccountToken={"audience": "a", "path": "../escape"}), id="token-path",
-                     marks=_gap("serviceAccountToken.path '../escape': the API server refuses '..' in the path")),
-        pytest.param(profile(serviceAccountToken={"audience": "a", "mountPath": ""}), id="token-mountPath",
-                     marks=_gap("an empty serviceAccountToken.mountPath: the sidecar mount has no mountPath")),
-        pytest.param({"containers": [{**SIDECAR, "ports": "9901"}]}, id="container-schema",
-                     marks=_gap("sidecar fields of the wrong type (ports: '9901'); only name and image are checked")),
-        pytest.param(profile(volumes=[{"name": "v", "emptyDir": {}, "configMap": {"name": "c"}}]), id="two-sources",
-                     marks=_gap("a volume with two sources (emptyDir and configMap); only 'has >= 2 keys' is checked")),
+        pytest.param(profile(podinfo={"enabled": True, "volumeName": "Pod_Info"}), id="podinfo-volumeName"),
+        pytest.param(profile(serviceAccountToken={"audience": "a", "volumeName": "Tok_en"}), id="token-volumeName"),
+        pytest.param(profile(serviceAccountToken={"audience": "a", "path": "../escape"}), id="token-path"),
+        pytest.param(profile(serviceAccountToken={"audience": "a", "mountPath": ""}), id="token-mountPath"),
+        pytest.param({"containers": [{**SIDECAR, "ports": "9901"}]}, id="container-schema"),
+        pytest.param(profile(volumes=[{"name": "v", "emptyDir": {}, "configMap": {"name": "c"}}]), id="two-sources"),
         pytest.param({"containers": [{**SIDECAR, "readinessProbe": {"tcpSocket": {"port": 1}, "periodSeconds": "fast"}}]},
-                     id="probe-period-internal-error",
-                     marks=_gap("readinessProbe.periodSeconds 'fast': int() fails in inject, so every admission "
-                                "is an internal error answered by onError")),
+                     id="probe-period-internal-error"),
         pytest.param({"containers": [{**SIDECAR, "readinessProbe": {"tcpSocket": {"port": 1}, "periodSeconds": 0.5}}]},
-                     id="probe-period-zero-division",
-                     marks=_gap("readinessProbe.periodSeconds 0.5: int(0.5) == 0 and the startupProbe derivation "
-                                "divides by it (ZeroDivisionError), so every admission is an internal error")),
+                     id="probe-period-zero-division"),
     ],
 )
 def test_a_config_that_loads_yields_valid_pods(profile_data: dict[str, Any]) -> None:

@@ -399,13 +399,6 @@ def test_mount_path_clash_in_an_application_container() -> None:
     assert container(result.pod, "app") == app
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG (copy-on-write, minor): configure_app_containers copies an application container before "
-    "knowing whether any mount will be added, so a container whose every mount clashes comes back as an "
-    "equal copy instead of the same object (module doc: everything not on the way to a change is shared)",
-)
 def test_container_whose_mounts_all_clash_is_shared() -> None:
     app = {"name": "app", "image": "nginx:1.27", "volumeMounts": [{"name": "own", "mountPath": "/var/log/app"}]}
     pod = make_pod({ann.PROFILES: "logging", ann.PODINFO: "false"}, app, volumes=[{"name": "own", "emptyDir": {}}])
@@ -796,13 +789,6 @@ def test_status_annotation_keeps_the_pods_other_annotations() -> None:
     assert annotations is not pod["metadata"]["annotations"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: when a profile's own mount already uses the token's (or podinfo's) mountPath, the sidecar's "
-    "token mount is dropped silently: no warning, no config error, and the token volume is added unused "
-    "(README: every part left out comes back as a warning)",
-)
 def test_sidecar_token_mount_left_out_is_reported() -> None:
     data = {"defaultProfiles": ["p"], "profiles": {"p": {
         "containers": [{"name": "side", "image": "example.com/s:1",

@@ -50,12 +50,6 @@ def test_parse_rejects_versions_older_than_1_20(text: str) -> None:
     assert OLDEST_SUPPORTED == (1, 20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: _VERSION uses \\d without re.ASCII, so non-ASCII digits pass: '\\uff11.\\uff13\\uff10' "
-    "(fullwidth '1.30') parses as 1.30, although parse() documents 'reject anything else'",
-)
 def test_parse_rejects_non_ascii_digits() -> None:
     with pytest.raises(ValueError):
         KubeVersion.parse("\uff11.\uff13\uff10")

@@ -285,7 +285,7 @@ def test_explain_text_answers_why() -> None:
         assert line in injected.splitlines()
     assert opted_out == ('Pod/out (namespace default): skipped — the Pod sets annotation '
                          'sidecar-injector.io/inject: "false"')
-    assert host_network.startswith("DaemonSet/agent (namespace default): skipped — hostNetwork Pod not injected")
+    assert host_network.startswith("DaemonSet/agent (namespace default): skipped — hostNetwork Pod (sidecar ports would clash")
     assert "warning" not in host_network  # the reason is said once, not repeated as a warning
     assert denied == ("Job/bad (namespace default): denied — annotation sidecar-injector.io/drain-seconds='abc' "
                       "is invalid: allowed values are whole seconds from 0 to 3600")

@@ -48,7 +48,7 @@ KNOWN = frozenset(
 MAX_SECONDS = 3600
 _BOOL_ALLOWED = "allowed values are true or false"
 _SECONDS_ALLOWED = f"allowed values are whole seconds from 0 to {MAX_SECONDS}"
-_PROFILE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PROFILE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ def parse_bool(annotation: str, value: object) -> bool:
 def parse_seconds(annotation: str, value: object) -> int:
     """A whole number of seconds in 0..3600, written in decimal digits."""
     text = str(value).strip()
-    if not text.isascii() or not text.isdigit() or int(text) > MAX_SECONDS:
+    # Length first: int() of thousands of digits is slow, and over 4300 it raises.
+    if len(text) > 4 or not text.isascii() or not text.isdigit() or int(text) > MAX_SECONDS:
         raise AnnotationError(annotation, str(value), _SECONDS_ALLOWED)
     return int(text)
 
@@ -111,11 +112,12 @@ def parse_overrides(
     The inject switch is honoured as a label too (the webhook's objectSelector uses the
     label); when both are present the annotation wins.
     """
-    inject: bool | None = None
-    if INJECT in labels:
-        inject = parse_bool(INJECT + " (label)", labels[INJECT])
     if INJECT in annotations:
-        inject = parse_bool(INJECT, annotations[INJECT])
+        inject: bool | None = parse_bool(INJECT, annotations[INJECT])
+    elif INJECT in labels:
+        inject = parse_bool(INJECT + " (label)", labels[INJECT])
+    else:
+        inject = None
 
     def get_bool(name: str) -> bool | None:
         return parse_bool(name, annotations[name]) if name in annotations else None
@@ -143,4 +145,4 @@ def unknown_annotations(annotations: Mapping[str, object]) -> list[str]:
 
 def is_profile_name(name: str) -> bool:
     """Profile names become parts of volume names, so they must be DNS labels."""
-    return len(name) <= 40 and bool(_PROFILE_NAME.match(name))
+    return len(name) <= 40 and bool(_PROFILE_NAME.fullmatch(name))

@@ -16,16 +16,36 @@ from functools import cached_property
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from webhook.annotations import is_profile_name
 from webhook.errors import ConfigError
 from webhook.kubeversion import DEFAULT_KUBERNETES_VERSION, KubeVersion
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def is_dns_label(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 63 and _DNS_LABEL.fullmatch(value) is not None
+
+
+def _dns_label(value: str) -> str:
+    if not is_dns_label(value):
+        raise ValueError("must be a DNS label (lowercase letters, digits and '-', at most 63)")
+    return value
+
+
+def _relative_path(value: str) -> str:
+    if not value or value.startswith("/") or ".." in value.split("/"):
+        raise ValueError("must be a relative path without '..'")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+MountPath = Annotated[str, Field(min_length=1)]
 Seconds = Annotated[int, Field(ge=0, le=3600)]
 K8sObject = dict[str, Any]
 
@@ -42,8 +62,8 @@ class PodInfo(_Strict):
     """A Downward API volume with the Pod's labels, annotations, name, namespace and uid."""
 
     enabled: bool = False
-    mountPath: str = "/etc/podinfo"
-    volumeName: str = "podinfo"
+    mountPath: MountPath = "/etc/podinfo"
+    volumeName: DnsLabel = "podinfo"
     env: bool = Field(True, description="also give sidecars POD_NAME, POD_NAMESPACE, POD_IP, NODE_NAME")
 
 
@@ -70,20 +90,63 @@ class ServiceAccountToken(_Strict):
 
     audience: str = Field(min_length=1)
     expirationSeconds: Annotated[int, Field(ge=600, le=2**32)] = 3600
-    mountPath: str = "/var/run/secrets/tokens"
-    path: str = "token"
-    volumeName: str | None = None
+    mountPath: MountPath = "/var/run/secrets/tokens"
+    path: Annotated[str, AfterValidator(_relative_path)] = "token"
+    volumeName: DnsLabel | None = None
 
 
-def _check_container(profile_container: Any, where: str) -> K8sObject:
-    if not isinstance(profile_container, dict):
+_PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
+_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc", "sleep")
+_PROBE_NUMBERS = {"initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 1,
+                  "successThreshold": 1}
+
+
+def _is_int(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_objects(value: Any, where: str, required: tuple[str, ...]) -> None:
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a list")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not all(isinstance(item.get(key), str) and item[key] for key in required):
+            raise ValueError(f"{where}[{index}] must be an object with {' and '.join(required)} as text")
+
+
+def _check_container(container: Any, where: str) -> K8sObject:
+    """The parts of a Container the webhook reads or that would break every Pod it makes.
+
+    Everything else is passed through as written; the API server judges it.
+    """
+    if not isinstance(container, dict):
         raise ValueError(f"{where} must be a Container object")
-    name = profile_container.get("name")
-    if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.match(name):
+    name = container.get("name")
+    if not is_dns_label(name):
         raise ValueError(f"{where}.name {name!r} must be a DNS label (lowercase letters, digits, '-'; <= 63)")
-    if not isinstance(profile_container.get("image"), str) or not profile_container["image"].strip():
-        raise ValueError(f"{where} ({name}) needs an image")
-    return profile_container
+    where = f"{where} ({name})"
+    if not isinstance(container.get("image"), str) or not container["image"].strip():
+        raise ValueError(f"{where} needs an image")
+    for key, required in (("ports", ("",)), ("volumeMounts", ("name", "mountPath")), ("env", ("name",))):
+        if key in container:
+            _check_objects(container[key], f"{where}.{key}", tuple(r for r in required if r))
+    for index, port in enumerate(container.get("ports", [])):
+        if not (_is_int(port.get("containerPort"), 1) and port["containerPort"] <= 65535):
+            raise ValueError(f"{where}.ports[{index}].containerPort must be a whole number from 1 to 65535")
+    for probe_name in _PROBES:
+        if probe_name in container:
+            probe = container[probe_name]
+            if not isinstance(probe, dict) or sum(h in probe for h in _HANDLERS[:4]) != 1:
+                raise ValueError(f"{where}.{probe_name} must be an object with one of exec, httpGet, tcpSocket, grpc")
+            for key, minimum in _PROBE_NUMBERS.items():
+                if key in probe and not _is_int(probe[key], minimum):
+                    raise ValueError(f"{where}.{probe_name}.{key} must be a whole number >= {minimum}")
+    lifecycle = container.get("lifecycle")
+    if lifecycle is not None and not (
+        isinstance(lifecycle, dict)
+        and all(isinstance(hook, dict) and sum(h in hook for h in _HANDLERS) == 1 for hook in lifecycle.values())
+    ):
+        raise ValueError(f"{where}.lifecycle hooks must each be an object with one handler")
+    return container
 
 
 class Namespaces(_Strict):
@@ -96,6 +159,14 @@ class Namespaces(_Strict):
         if any(fnmatchcase(namespace, pattern) for pattern in self.deny):
             return False
         return not self.allow or any(fnmatchcase(namespace, pattern) for pattern in self.allow)
+
+
+def _forbid(item: K8sObject, keys: tuple[str, ...], where: str, sidecar: bool) -> None:
+    """Fields the webhook sets itself (on sidecars), or that plain init containers cannot have."""
+    for key in keys:
+        if key in item:
+            why = "the webhook sets it" if sidecar else "plain init containers cannot have it"
+            raise ValueError(f"{where} may not set {key}: {why}")
 
 
 class Profile(_Strict):
@@ -124,25 +195,21 @@ class Profile(_Strict):
     def _containers_valid(cls, value: list[K8sObject], info: Any) -> list[K8sObject]:
         owned = _WEBHOOK_OWNED if info.field_name == "containers" else _INIT_FORBIDDEN
         for index, item in enumerate(value):
+            if isinstance(item, dict) and is_dns_label(item.get("name")):
+                _forbid(item, owned, f"{info.field_name}[{index}] ({item['name']})", info.field_name == "containers")
             _check_container(item, f"{info.field_name}[{index}]")
-            for key in owned:
-                if key in item:
-                    raise ValueError(
-                        f"{info.field_name}[{index}] ({item['name']}) may not set {key}: "
-                        + ("the webhook sets it" if key == "restartPolicy" and info.field_name == "containers"
-                           else "plain init containers cannot have it")
-                    )
         return value
+
 
     @field_validator("volumes")
     @classmethod
     def _volumes_valid(cls, value: list[K8sObject]) -> list[K8sObject]:
         for index, volume in enumerate(value):
             name = volume.get("name") if isinstance(volume, dict) else None
-            if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.match(name):
+            if not is_dns_label(name):
                 raise ValueError(f"volumes[{index}].name {name!r} must be a DNS label")
-            if len(volume) < 2:
-                raise ValueError(f"volumes[{index}] ({name}) needs a source such as emptyDir or configMap")
+            if len(volume) != 2:
+                raise ValueError(f"volumes[{index}] ({name}) needs exactly one source such as emptyDir or configMap")
         return value
 
     @field_validator("waitCommand")
@@ -165,14 +232,21 @@ class Profile(_Strict):
         volume_names = [v["name"] for v in self.volumes]
         if len(volume_names) != len(volumes):
             raise ValueError("volume names must be unique within a profile")
+        _check_objects(self.appVolumeMounts, "appVolumeMounts", ("name", "mountPath"))
         mounts: list[tuple[str, Any]] = [("appVolumeMounts", m) for m in self.appVolumeMounts]
         for container in self.initContainers + self.containers:
             mounts += [(f"{container['name']}.volumeMounts", m) for m in container.get("volumeMounts", [])]
         for name, extra in self.volumeMounts.items():
+            _check_objects(extra, f"volumeMounts.{name}", ("name", "mountPath"))
             mounts += [(f"volumeMounts.{name}", m) for m in extra]
+        reserved = {"serviceAccountToken.mountPath": self.serviceAccountToken.mountPath if self.serviceAccountToken else None,
+                    "podinfo.mountPath": self.podinfo.mountPath if self.podinfo.enabled else None}
+        for container in self.containers:
+            paths = {m["mountPath"] for m in container.get("volumeMounts", []) + self.volumeMounts.get(container["name"], [])}
+            for key, path in reserved.items():
+                if path in paths:
+                    raise ValueError(f"{key} {path} is already a mountPath of sidecar {container['name']}")
         for where, mount in mounts:
-            if not isinstance(mount, dict) or not mount.get("name") or not mount.get("mountPath"):
-                raise ValueError(f"{where}: every mount needs a name and a mountPath")
             if mount["name"] not in volumes:
                 raise ValueError(
                     f"{where}: mount {mount['name']!r} names no volume of this profile "
@@ -233,8 +307,15 @@ class Config(_Strict):
     @field_validator("kubernetesVersion", mode="before")
     @classmethod
     def _version_valid(cls, value: Any) -> str:
+        if isinstance(value, float):
+            raise ValueError(f"write the version as a quoted string such as \"1.30\" (YAML read {value} as a number)")
         KubeVersion.parse(str(value))
         return str(value)
+
+    @field_validator("defaultProfiles")
+    @classmethod
+    def _defaults_once(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
     @field_validator("profiles")
     @classmethod
@@ -265,6 +346,26 @@ class Config(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model accepts at a location, so an unknown-key error can list them."""
+    model: Any = Config
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        if get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+            if parts:
+                parts.pop(0)  # the map key (a profile name)
+        candidates = [a for a in (get_args(annotation) or (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return []
+        model = candidates[0]
+    return list(model.model_fields)
+
+
 def _format_errors(error: ValidationError, source: str) -> str:
     lines = []
     for item in error.errors():
@@ -275,7 +376,8 @@ def _format_errors(error: ValidationError, source: str) -> str:
             shown = shown[:77] + "..."
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling and place)"
+            allowed = _keys_at(item["loc"][:-1])
+            message = "unknown key" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
         lines.append(f"{source}: {path}: {message} (got {shown})")
     return "\n".join(lines)
 
@@ -308,6 +410,8 @@ def load_config_file(path: Path | str) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: config is not UTF-8 text ({error.reason} at byte {error.start})") from None
     return load_config_text(text, str(path))
 
 

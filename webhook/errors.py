@@ -26,7 +26,8 @@ class AnnotationError(Denied):
         self.annotation = annotation
         self.value = value
         self.allowed = allowed
-        super().__init__(f"annotation {annotation}={value!r} is invalid: {allowed}")
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        super().__init__(f"annotation {annotation}={shown!r} is invalid: {allowed}")
 
 
 class ProfileNotAllowed(Denied):

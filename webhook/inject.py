@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.annotations import STATUS
-from webhook.config import PodInfo, Probes, Profile
+from webhook.config import PodInfo, Profile
 from webhook.policy import Settings
 
 Obj = dict[str, Any]
@@ -54,16 +54,21 @@ def _names(items: list[Any]) -> set[str]:
 
 
 
-def _add_mounts(container: Obj, mounts: list[Obj]) -> list[Obj]:
-    """Append mounts whose mountPath the container does not use yet; return the skipped ones."""
-    existing = _as_list(container.get("volumeMounts"))
-    used = {m.get("mountPath") for m in existing if isinstance(m, Mapping)}
+def _split_mounts(container: Mapping[str, Any], mounts: list[Obj]) -> tuple[list[Obj], list[Obj]]:
+    """(mounts to add, mounts skipped because the container already uses their mountPath)."""
+    used = {m.get("mountPath") for m in _as_list(container.get("volumeMounts")) if isinstance(m, Mapping)}
     added, skipped = [], []
     for mount in mounts:
         (skipped if mount["mountPath"] in used else added).append(mount)
         used.add(mount["mountPath"])
+    return added, skipped
+
+
+def _add_mounts(container: Obj, mounts: list[Obj]) -> list[Obj]:
+    """Append mounts whose mountPath the container does not use yet; return the skipped ones."""
+    added, skipped = _split_mounts(container, mounts)
     if added:
-        container["volumeMounts"] = existing + [dict(m) for m in added]
+        container["volumeMounts"] = _as_list(container.get("volumeMounts")) + [dict(m) for m in added]
     return skipped
 
 
@@ -220,7 +225,10 @@ class _Builder:
                 token = profile.serviceAccountToken
                 mounts.append({"name": _token_volume_name(profile_name, profile), "mountPath": token.mountPath,
                                "readOnly": True})
-            _add_mounts(container, mounts)
+            for mount in _add_mounts(container, mounts):
+                self.warnings.append(
+                    f"sidecar {container['name']}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
+                )
             if settings.podinfo is not None and settings.podinfo.env:
                 env = _as_list(container.get("env"))
                 have = _names(env)
@@ -276,8 +284,10 @@ class _Builder:
             if name in sidecar_names:
                 continue  # a sidecar already in the Pod (legacy, or added by hand) is not an application
             if app_mounts:
-                container = self._app_container(index)
-                for mount in _add_mounts(container, app_mounts):
+                added, skipped = _split_mounts(original, app_mounts)
+                if added:
+                    _add_mounts(self._app_container(index), added)
+                for mount in skipped:
                     self.warnings.append(
                         f"container {name}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
                     )
@@ -308,7 +318,7 @@ class _Builder:
         if settings.probes is not None and port is None and "readinessProbe" not in current:
             self.warnings.append(f"container {name} declares no TCP containerPort; no readinessProbe added")
         if settings.warmup_seconds > 0 and "startupProbe" not in current:
-            probe = _startup_probe(current, port, settings.warmup_seconds, settings.probes)
+            probe = _startup_probe(current, port, settings.warmup_seconds, settings.startup_period_seconds)
             if probe is None:
                 self.warnings.append(f"container {name}: no port or probe to build a warm-up startupProbe from")
             else:
@@ -392,7 +402,7 @@ def _tcp_probe(port: int, timing: Mapping[str, int]) -> Obj:
     return probe
 
 
-def _startup_probe(container: Mapping[str, Any], port: int | None, warmup: int, probes: Probes | None) -> Obj | None:
+def _startup_probe(container: Mapping[str, Any], port: int | None, warmup: int, period: int) -> Obj | None:
     """A startupProbe whose failureThreshold x periodSeconds covers the warm-up.
 
     The handler is the container's own liveness or readiness handler when it has one
@@ -410,7 +420,6 @@ def _startup_probe(container: Mapping[str, Any], port: int | None, warmup: int, 
         handler = {"tcpSocket": {"port": port}}
     if handler is None:
         return None
-    period = probes.startupPeriodSeconds if probes is not None else Probes().startupPeriodSeconds
     return {**handler, "periodSeconds": period, "failureThreshold": max(1, math.ceil(warmup / period))}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+].*)?$")
+_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+].*)?", re.ASCII)
 
 OLDEST_SUPPORTED = (1, 20)
 
@@ -24,7 +24,7 @@ class KubeVersion:
     @classmethod
     def parse(cls, text: str) -> KubeVersion:
         """Accept `1.30`, `v1.30`, `1.30.2` and `v1.30.2-eks-1`; reject anything else."""
-        match = _VERSION.match(str(text).strip())
+        match = _VERSION.fullmatch(str(text).strip())
         if not match:
             raise ValueError(f"{text!r} is not a Kubernetes version; expected MAJOR.MINOR such as 1.30")
         version = cls(int(match.group(1)), int(match.group(2)))

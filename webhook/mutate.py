@@ -22,7 +22,7 @@ from webhook.patch import Op, make_patch
 from webhook.policy import PodContext, decide, owner_kinds
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
-MAX_WARNING_CHARS = 120
+MAX_WARNING_CHARS = 119  # "under 120 characters": what kubectl prints on one line
 
 
 @dataclass
@@ -73,10 +73,13 @@ def _response(api_version: str, uid: str, body: dict[str, Any]) -> dict[str, Any
 
 
 def _kind(request: Mapping[str, Any]) -> str:
+    """`Pod` for core Pods; other groups are spelled out (`example.com/Pod` is not a Pod)."""
     kind = request.get("kind")
-    if isinstance(kind, Mapping) and kind.get("group", "") == "" and isinstance(kind.get("kind"), str):
-        return kind["kind"]
-    return str(kind.get("kind", "")) if isinstance(kind, Mapping) else ""
+    if not isinstance(kind, Mapping):
+        return ""
+    name = str(kind.get("kind") or "")
+    group = kind.get("group") or ""
+    return f"{group}/{name}" if group else name
 
 
 def on_error(body: Any, config: Config, reason: str, message: str) -> Outcome:
@@ -144,11 +147,10 @@ def _review(body: Any, config: Config) -> Outcome:
         return Outcome(_response(api_version, uid, body), uid, "skipped", reason, message, (), clipped,
                        kind=kind, namespace=namespace, name=name, operation=operation)
 
-    is_pod = kind == "Pod" and (not isinstance(request.get("kind"), Mapping) or request["kind"].get("group", "") == "")
-    if not is_pod:
-        return skipped("not-a-pod", f"{kind or 'unknown kind'} is not a Pod")
+    if kind != "Pod":
+        return skipped("not-a-pod", f"{kind or 'an unknown kind'} is not a core/v1 Pod")
     if operation != "CREATE":
-        return skipped("not-create", f"operation {operation or 'unknown'} is not CREATE")
+        return skipped("not-create", f"operation {operation if operation not in ('', 'None') else 'unknown'} is not CREATE")
     if request.get("subResource"):
         return skipped("subresource", f"subresource {request['subResource']} is not injected")
     if not isinstance(pod, Mapping):
@@ -160,7 +162,7 @@ def _review(body: Any, config: Config) -> Outcome:
     context = PodContext(
         namespace=namespace,
         owner_kinds=owner_kinds(pod),
-        username=str(user.get("username", "")),
+        username=str(user.get("username") or ""),  # missing: an unknown user, checked like any other
         groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
     )
     try:

@@ -238,7 +238,9 @@ def inject_documents(docs: list[Any], config: Config, namespace: str = DEFAULT_N
 
 def _report(index: int, ref: PodTemplateRef, namespace: str, outcome: Outcome, added: Additions | None) -> TemplateReport:
     # The skip message often repeats as a warning (so kubectl shows it); say it once here.
-    warnings = tuple(w for w in outcome.warnings if w != clip_warning(outcome.message))
+    # The decision line already says why it was skipped; don't repeat it as a warning.
+    said = {clip_warning(outcome.message), clip_warning(f"not injected: {outcome.message}")}
+    warnings = tuple(w for w in outcome.warnings if w not in said)
     allowed = outcome.review["response"]["allowed"] is True
     return TemplateReport(index, ref.kind, _display_name(ref), namespace, ref.path, outcome.decision,
                           outcome.reason, outcome.message, allowed, outcome.profiles, warnings, added)

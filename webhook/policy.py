@@ -40,6 +40,7 @@ class Settings:
     share_process_namespace: bool
     podinfo: PodInfo | None
     probes: Probes | None
+    startup_period_seconds: int
     warmup_seconds: int
     min_grace_seconds: int | None
     shutdown_seconds: int
@@ -145,27 +146,30 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
     Raises Denied (AnnotationError, ProfileNotAllowed, RequesterNotAllowed) when the Pod
     must be refused, and LimitExceeded when the onError policy must answer instead.
     """
+    def skip(reason: str, message: str, *warnings: str) -> Decision:
+        # Every skip of a Pod creation says why, so kubectl users see it.
+        return Decision(False, reason, message, warnings=(*warnings, f"not injected: {message}"))
+
     problem = shape_problem(pod)
     if problem is not None:
-        return Decision(False, "malformed-pod", f"not injected: {problem}", warnings=(f"not injected: {problem}",))
+        return skip("malformed-pod", problem)
     annotations, labels = _metadata(pod)
-    inject_label = labels.get(ann.INJECT)
-    inject_annotation = annotations.get(ann.INJECT)
-    # Opt-out is read first so an opted-out Pod is never denied over its other annotations.
-    if inject_annotation is not None and ann.parse_bool(ann.INJECT, inject_annotation) is False:
-        return Decision(False, "opted-out", f"the Pod sets annotation {ann.INJECT}: \"false\"")
-    if inject_annotation is None and inject_label is not None:
-        if ann.parse_bool(ann.INJECT + " (label)", inject_label) is False:
-            return Decision(False, "opted-out", f"the Pod has label {ann.INJECT}: \"false\"")
     if ann.STATUS in annotations:
-        return Decision(False, "already-injected", f"the Pod already carries {ann.STATUS}")
+        return skip("already-injected", f"the Pod already carries {ann.STATUS}")
+    # Opt-out is read before anything else so an opted-out Pod is never denied over its
+    # other annotations; the annotation wins over the label.
+    if ann.INJECT in annotations:
+        if ann.parse_bool(ann.INJECT, annotations[ann.INJECT]) is False:
+            return skip("opted-out", f"the Pod sets annotation {ann.INJECT}: \"false\"")
+    elif ann.INJECT in labels and ann.parse_bool(ann.INJECT + " (label)", labels[ann.INJECT]) is False:
+        return skip("opted-out", f"the Pod has label {ann.INJECT}: \"false\"")
 
     if config.requesters.enabled and context.username is not None:
         if not config.requesters.permits(context.username, list(context.groups)):
-            message = f"requester {context.username} may not trigger sidecar injection"
+            message = f"requester {context.username or '(unknown user)'} may not trigger sidecar injection"
             if config.requesters.onMismatch == "deny":
                 raise RequesterNotAllowed(message)
-            return Decision(False, "requester-not-allowed", message, warnings=(f"not injected: {message}",))
+            return skip("requester-not-allowed", message)
 
     containers = len(spec_list(pod, "containers")) + len(spec_list(pod, "initContainers"))
     if containers > config.limits.maxContainers:
@@ -178,8 +182,8 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
 
     spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
     if spec.get("hostNetwork") is True and not (config.injectHostNetwork or overrides.inject is True):
-        message = f"hostNetwork Pod not injected (sidecar ports would clash with the node); set {ann.INJECT}: \"true\""
-        return Decision(False, "host-network", message, warnings=(*warnings, message))
+        return skip("host-network", f"hostNetwork Pod (sidecar ports would clash with the node); set {ann.INJECT}: \"true\"",
+                     *warnings)
 
     if overrides.profiles is not None:
         names = overrides.profiles
@@ -199,7 +203,7 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
             if config.defaultProfiles
             else f"no profiles selected: no {ann.PROFILES} annotation and no defaultProfiles"
         )
-        return Decision(False, "no-profiles", message, warnings=tuple(warnings))
+        return skip("no-profiles", message, *warnings)
     profiles = tuple((name, config.profiles[name]) for name in names)
     settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
     return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings, (*warnings, *setting_warnings))
@@ -220,10 +224,13 @@ def resolve(
     largest number wins), then let the Pod's annotations override them."""
     warnings: list[str] = []
     values = [profile for _, profile in profiles]
+    # Sidecar settings are only the business of profiles that bring sidecars: a profile of
+    # probes alone must not switch hold-application on through its default.
+    with_sidecars = [p for p in values if p.containers] or values
     version = config.kube_version
     finite = runs_to_completion(pod, context)
 
-    native = _first(overrides.native_sidecar, all(p.nativeSidecar for p in values) or finite)
+    native = _first(overrides.native_sidecar, all(p.nativeSidecar for p in with_sidecars) or finite)
     if native and not version.native_sidecars:
         if overrides.native_sidecar or finite:
             warnings.append(f"native sidecars need Kubernetes 1.29+ (configured {version}); injected as legacy containers")
@@ -240,13 +247,14 @@ def resolve(
     settings = Settings(
         profiles=profiles,
         native=native,
-        hold_application=_first(overrides.hold_application, any(p.holdApplication for p in values)),
+        hold_application=_first(overrides.hold_application, any(p.holdApplication for p in with_sidecars)),
         drain_seconds=_first(overrides.drain_seconds, max(p.drainSeconds for p in values)),
         share_process_namespace=_first(
             overrides.share_process_namespace, any(p.shareProcessNamespace for p in values)
         ),
         podinfo=(podinfo_profiles[0] if podinfo_profiles else PodInfo(enabled=True)) if podinfo else None,
         probes=(probes_profiles[0] if probes_profiles else Probes(enabled=True)) if probes else None,
+        startup_period_seconds=(probes_profiles or [p.probes for p in values])[0].startupPeriodSeconds,
         warmup_seconds=_first(overrides.warmup_seconds, max(p.warmupSeconds for p in values)),
         min_grace_seconds=max(graces) if graces else None,
         shutdown_seconds=max(p.sidecarShutdownSeconds for p in values),
