@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from engine_support import BASE_CONFIG, apply, decoded_patch, lost_user_data, op_paths_allowed
-from k8s_checks import pod_errors, semantic_errors
+from k8s_checks import LATEST_SCHEMA, pod_errors, semantic_errors
 from webhook.config import load_config_file
 from webhook.mutate import review
 from webhook.patch import make_patch
@@ -158,13 +158,13 @@ def test_injection_is_sound(pod: dict[str, Any], uid: Any) -> None:
     assert review(_review(stripped), CONFIG).patched_pod is None
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(pods())
 def test_injected_pods_pass_the_schema(pod: dict[str, Any]) -> None:
     assume(semantic_errors(pod) == [])
     outcome = review(_review(pod), CONFIG)
     if outcome.patched_pod is not None:
-        assert pod_errors(outcome.patched_pod, "1.30") == []
+        assert pod_errors(outcome.patched_pod, "1.30") + pod_errors(outcome.patched_pod, LATEST_SCHEMA) == []
 
 
 json_values = st.recursive(
