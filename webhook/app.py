@@ -5,12 +5,17 @@ request models and response validation: read the body once, ``orjson.loads``, ca
 ``mutate.review``, send ``orjson.dumps`` bytes. Every HTTP status /mutate can answer is decided
 in ``precheck`` and ``answer`` below, so the mapping from problem to status lives in one place.
 The probes and /metrics are not hot and keep FastAPI's conveniences.
+
+Every review is answered within the config's ``deadlineSeconds`` (``answer_in_time``): a late
+one is answered by the onError policy instead, see ``webhook.deadline``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,16 +26,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from webhook.config import Config
+from webhook.deadline import run_within
 from webhook.errors import ReviewError
 from webhook.metrics import Metrics, exposition
-from webhook.mutate import Outcome, review
+from webhook.mutate import Outcome, on_error, review
 
 MUTATE_PATH = "/mutate"
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request size limit
+DEADLINE_REASON = "deadline-exceeded"
 
 review_log = logging.getLogger("webhook.review")
 
 _JSON_HEADERS = ((b"content-type", b"application/json"),)
+_CLOSE = (b"connection", b"close")
 
 
 @dataclass
@@ -38,7 +46,8 @@ class ServiceState:
     """What the HTTP surface reads and the server's reload loops and signal handlers change.
 
     One object per app, handed in explicitly: the config is swapped as a whole reference on
-    reload, so a review in progress keeps the config it started with.
+    reload, so a review in progress keeps the config it started with. ``executor`` runs large
+    reviews (None: the event loop's default pool).
     """
 
     config: Config
@@ -46,6 +55,7 @@ class ServiceState:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     certificate_loaded: bool = False
     draining: bool = False
+    executor: Executor | None = None
 
     def not_ready_reasons(self) -> list[str]:
         reasons = []
@@ -129,7 +139,34 @@ def answer(raw: bytes, config: Config) -> Reply:
     except Exception as error:  # noqa: BLE001 - one bad request must cost one 500, not the worker
         return error_reply(500, "internal-error", "internal error while reviewing; see the webhook's log",
                            _uid_of(body), exc=error)
+    return outcome_reply(outcome)
+
+
+def outcome_reply(outcome: Outcome) -> Reply:
     return Reply(200, orjson.dumps(outcome.review), outcome.decision, outcome.reason, outcome, uid=outcome.uid)
+
+
+def deadline_reply(raw: bytes, config: Config) -> Reply:
+    """The onError answer for a review that missed the deadline (or the 400 a bad body gets anyway).
+
+    Parses the body again: this is the rare path, and a late pooled review still holds its copy.
+    """
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
+    message = f"the review did not finish within the {config.deadlineSeconds:g}s deadline"
+    try:
+        return outcome_reply(on_error(body, config, DEADLINE_REASON, message))
+    except ReviewError as error:
+        return error_reply(400, "invalid-review", str(error), _uid_of(body))
+
+
+async def answer_in_time(raw: bytes, config: Config, started: float, executor: Executor | None = None,
+                         judge: Callable[[bytes, Config], Reply] = answer) -> Reply:
+    """``judge(raw, config)``, or the onError answer if it is not done ``deadlineSeconds`` after ``started``."""
+    reply = await run_within(lambda: judge(raw, config), len(raw), config.deadlineSeconds, started, executor)
+    return reply if reply is not None else deadline_reply(raw, config)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:
@@ -164,8 +201,11 @@ async def _discard(receive: Receive, message: Message, budget: int) -> None:
         budget -= len(message.get("body", b""))
 
 
-async def send_reply(send: Send, reply: Reply) -> None:
+async def send_reply(send: Send, reply: Reply, close: bool = False) -> None:
+    """``close``: ask the client to reconnect (while draining, so it lands on another replica)."""
     headers = [*_JSON_HEADERS, (b"content-length", str(len(reply.body)).encode()), *reply.headers]
+    if close and _CLOSE not in headers:
+        headers.append(_CLOSE)
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
 
@@ -211,10 +251,13 @@ async def serve_mutate(scope: Scope, receive: Receive, send: Send, state: Servic
             raw = await read_body(receive, limit)
         except ClientDisconnected:
             return
-        reply = answer(raw, state.config) if raw is not None else too_large(limit)
+        if raw is None:
+            reply = too_large(limit)
+        else:
+            reply = await answer_in_time(raw, state.config, started, state.executor)
     seconds = time.perf_counter() - started
     count(state.metrics, reply, seconds)
-    await send_reply(send, reply)
+    await send_reply(send, reply, close=state.draining)
     log_review(reply, seconds)
 
 
