@@ -58,6 +58,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
 def _add_env_option(parser: argparse.ArgumentParser, environ: Mapping[str, str], flag: str, default: object,
                     help: str, **kwargs: object) -> None:
     """An option whose default comes from SIDECAR_INJECTOR_<FLAG>; --help names both."""
@@ -89,7 +96,17 @@ def _serve_parser(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -
         type=_seconds, metavar="SECONDS")
     opt("--drain-seconds", 5.0, "after SIGTERM, fail /readyz but keep serving this long before stopping",
         type=_seconds, metavar="SECONDS")
-    opt("--client-ca", None, "require client certificates signed by this CA bundle (mutual TLS)", metavar="FILE")
+    opt("--client-ca", None, "require client certificates signed by this CA bundle (mutual TLS); the kubelet's "
+        "probes have none, so pair it with --health-port", metavar="FILE")
+    opt("--deadline-seconds", None, "answer every review within this time, by the config's onError policy if "
+        "need be (overrides the config's deadlineSeconds, 2 unless set; keep it under the webhook's "
+        "timeoutSeconds)", type=_positive_seconds, metavar="SECONDS")
+    opt("--header-timeout", 10.0, "a request (TLS handshake, headers and body) must arrive within this time; "
+        "slower clients get 408 and are disconnected", type=_positive_seconds, metavar="SECONDS")
+    opt("--max-connections", 256, "concurrent connections/requests per worker; beyond it requests get 503 "
+        "at once", type=_positive_int, metavar="N")
+    opt("--health-port", None, "also serve /healthz, /readyz and /metrics (only) over plain HTTP on this port, "
+        "for probes that cannot present a client certificate; off unless set", type=_port, metavar="PORT")
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -179,6 +196,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reload_interval=args.reload_interval,
         drain_seconds=args.drain_seconds,
         client_ca=Path(args.client_ca) if args.client_ca else None,
+        deadline_seconds=args.deadline_seconds,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
+        health_port=args.health_port,
     )
     try:
         return run(options)

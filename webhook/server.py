@@ -11,6 +11,11 @@ Why not plain ``uvicorn.run``:
 * With several workers, a small supervisor binds the socket once, spawns workers that each
   run this same server (with their own reload loops), forwards SIGTERM to them and gives them
   a shared PROMETHEUS_MULTIPROC_DIR so /metrics counts all of them.
+* The listeners are created here rather than by uvicorn: the TLS handshake gets a timeout (a
+  client that connects and never says hello is dropped), every request must arrive within
+  ``--header-timeout`` (``connections.TimedRequestProtocol``), and ``--health-port`` adds a
+  plain-HTTP listener with only /healthz, /readyz and /metrics, for kubelet probes when
+  ``--client-ca`` makes the main port refuse clients without a certificate.
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from uvicorn.server import ServerState
 
-from webhook.app import DEFAULT_MAX_BODY_BYTES, ServiceState, create_app
+from webhook.app import DEFAULT_MAX_BODY_BYTES, ServiceState, create_app, create_routes
 from webhook.certs import TLS_CERT, TLS_KEY, ensure_dev_certs
+from webhook.connections import REQUEST_TIMEOUT_SECONDS, timed_protocol
+from webhook.deadline import offload_executor
 from webhook.config import Config, example_config, load_config_file, parse_config
 from webhook.errors import ConfigError
 from webhook.logging_setup import setup_logging
@@ -51,12 +60,19 @@ log = logging.getLogger("webhook.server")
 
 STARTUP_FAILURE = 3  # a worker's exit code for "would fail the same way on restart"
 # Connection hygiene: idle keep-alive connections are closed after 30 s, an HTTP head may not
-# exceed 64 KiB, and past 512 concurrent connections/requests new ones get 503 instead of queueing.
+# exceed 64 KiB, and past --max-connections concurrent connections/requests new requests get
+# 503 at once instead of queueing (the API server then applies failurePolicy, or retries
+# another replica on its next call).
 KEEP_ALIVE_SECONDS = 30
 MAX_INCOMPLETE_EVENT_BYTES = 64 * 1024
-LIMIT_CONCURRENCY = 512
-# After the drain, in-flight requests get this long to finish before they are cancelled.
-GRACEFUL_SHUTDOWN_SECONDS = 20
+LIMIT_CONCURRENCY = 256
+# The health port's own bound, so admission load never starves the kubelet's probes.
+HEALTH_LIMIT_CONCURRENCY = 32
+# After the drain, requests already in the server get this long to finish before they are
+# cancelled: enough for one that arrived just before the drain ended (head and body within
+# --header-timeout, then the review within deadlineSeconds). manifests/base/deployment.yaml's
+# terminationGracePeriodSeconds covers preStop + drain + this (tests/test_reliability.py).
+GRACEFUL_SHUTDOWN_SECONDS = 15
 # Time a closing, idle connection gets to complete the TLS close handshake before it is dropped.
 CLOSE_GRACE_SECONDS = 1.0
 
@@ -80,6 +96,10 @@ class ServeOptions:
     reload_interval: float = 2.0
     drain_seconds: float = 5.0
     client_ca: Path | None = None
+    deadline_seconds: float | None = None  # None: the config's deadlineSeconds
+    header_timeout: float = REQUEST_TIMEOUT_SECONDS
+    max_connections: int = LIMIT_CONCURRENCY
+    health_port: int | None = None  # None: probes and metrics on the main port only
 
     @property
     def cert_file(self) -> Path:
@@ -96,11 +116,14 @@ def one_line(error: BaseException) -> str:
 
 
 def load_config(options: ServeOptions) -> Config:
-    """The config file (or the built-in example), with --kubernetes-version applied on top."""
+    """The config file (or the built-in example), with --kubernetes-version and
+    --deadline-seconds applied on top (so a reloaded file keeps them too)."""
     config = load_config_file(options.config_file) if options.config_file else example_config()
-    if options.kubernetes_version:
-        data = {**config.model_dump(mode="json"), "kubernetesVersion": options.kubernetes_version}
-        config = parse_config(data, "--kubernetes-version")
+    overrides = (("kubernetesVersion", options.kubernetes_version or None, "--kubernetes-version"),
+                 ("deadlineSeconds", options.deadline_seconds, "--deadline-seconds"))
+    for key, value, flag in overrides:
+        if value is not None:
+            config = parse_config({**config.model_dump(mode="json"), key: value}, flag)
     return config
 
 
@@ -185,33 +208,71 @@ async def poll(interval: float, checks: list[Callable[[], None]]) -> None:
                 log.exception("reload check failed")
 
 
+@dataclass
+class HealthListener:
+    """The optional plain-HTTP port: its socket, its uvicorn config and its own connections."""
+
+    sock: socket.socket
+    config: uvicorn.Config
+    server_state: ServerState
+
+
 class WebhookServer(uvicorn.Server):
     """uvicorn's server plus the reload loop, the SIGTERM drain and an orphan check for workers."""
 
     def __init__(self, config: uvicorn.Config, state: ServiceState, options: ServeOptions,
-                 checks: list[Callable[[], None]], parent_pid: int | None = None) -> None:
+                 checks: list[Callable[[], None]], parent_pid: int | None = None,
+                 health: HealthListener | None = None) -> None:
         super().__init__(config)
         self.state = state
         self.options = options
         self.checks = checks
         self.parent_pid = parent_pid
+        self.health = health
         self.drain_deadline: float | None = None
         self._drain_logged = False
         self._poller: asyncio.Task[None] | None = None
 
+    def _listen(self, config: uvicorn.Config, server_state: ServerState,
+                sock: socket.socket) -> Coroutine[Any, Any, asyncio.Server]:
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=server_state, app_state=self.lifespan.state)
+
+        handshake = {"ssl_handshake_timeout": self.options.header_timeout} if config.ssl else {}
+        return asyncio.get_running_loop().create_server(protocol, sock=sock, ssl=config.ssl,
+                                                        backlog=config.backlog, **handshake)
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self._poller = asyncio.create_task(poll(self.options.reload_interval, self.checks))
-            host, port = (sockets[0].getsockname()[:2] if sockets else (self.config.host, self.config.port))
-            log.info("serving", extra={"fields": {"url": f"https://{host}:{port}", "pid": os.getpid(),
-                                                  "config_hash": self.state.config.config_hash}})
+        await super().startup(sockets=[])  # the lifespan only: the listeners are made here
+        if not self.started:
+            return
+        for sock in sockets or []:
+            self.servers.append(await self._listen(self.config, self.server_state, sock))
+        if self.health is not None:
+            self.servers.append(await self._listen(self.health.config, self.health.server_state, self.health.sock))
+        self._poller = asyncio.create_task(poll(self.options.reload_interval, self.checks))
+        host, port = (sockets[0].getsockname()[:2] if sockets else (self.config.host, self.config.port))
+        fields: dict[str, Any] = {"url": f"https://{host}:{port}", "pid": os.getpid(),
+                                  "config_hash": self.state.config.config_hash}
+        if self.health is not None:
+            health_host, health_port = self.health.sock.getsockname()[:2]
+            fields["health_url"] = f"http://{health_host}:{health_port}"
+        log.info("serving", extra={"fields": fields})
+
+    def _connections(self) -> list[Any]:
+        health = list(self.health.server_state.connections) if self.health is not None else []
+        return [*self.server_state.connections, *health]
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        if self.health is not None:  # uvicorn's shutdown only knows the main port's connections
+            for connection in list(self.health.server_state.connections):
+                connection.shutdown()
+            self.health.sock.close()
         reaper = asyncio.create_task(self._abort_lingering())
         try:
             await super().shutdown(sockets=sockets)
@@ -228,7 +289,7 @@ class WebhookServer(uvicorn.Server):
         idle_since: dict[object, float] = {}
         while True:
             now = time.monotonic()
-            for connection in list(self.server_state.connections):
+            for connection in self._connections():
                 cycle = getattr(connection, "cycle", None)  # uvicorn's per-request state, on both protocols
                 if cycle is not None and not cycle.response_complete:
                     idle_since.pop(connection, None)
@@ -263,7 +324,7 @@ class WebhookServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, flags: str = "--host/--port") -> socket.socket:
     """Bind once, before any worker starts, so "address in use" is a clean startup error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -273,7 +334,7 @@ def bind(host: str, port: int) -> socket.socket:
     except (OSError, OverflowError) as error:
         sock.close()
         reason = getattr(error, "strerror", None) or str(error)
-        raise StartupError(f"--host/--port {host}:{port}: cannot listen ({reason})") from None
+        raise StartupError(f"{flags} {host}:{port}: cannot listen ({reason})") from None
     sock.set_inheritable(True)
     return sock
 
@@ -291,15 +352,40 @@ def _uvicorn_config(options: ServeOptions, state: ServiceState, tls: ReloadingCo
         server_header=False,
         workers=1,
         ssl_context_factory=lambda _config, _default: tls.context,
+        http=timed_protocol(options.header_timeout),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        limit_concurrency=LIMIT_CONCURRENCY,
+        limit_concurrency=options.max_connections + 1,  # uvicorn counts the asking connection too
         h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
     )
 
 
-def serve_worker(options: ServeOptions, sock: socket.socket, parent_pid: int | None = None) -> int:
-    """Load config and certificate, then serve on ``sock`` until stopped (raises StartupError)."""
+def _health_listener(options: ServeOptions, state: ServiceState, sock: socket.socket) -> HealthListener:
+    """Plain HTTP on purpose: the kubelet's probes and Prometheus need no certificate, and the port
+    carries no admission traffic (/mutate is 404 there)."""
+    config = uvicorn.Config(
+        create_routes(state),
+        lifespan="off",
+        log_config=None,
+        log_level=options.log_level,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        http=timed_protocol(options.header_timeout),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=HEALTH_LIMIT_CONCURRENCY,
+        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+    )
+    config.load()
+    return HealthListener(sock, config, ServerState())
+
+
+def serve_worker(options: ServeOptions, sock: socket.socket, health_sock: socket.socket | None = None,
+                 parent_pid: int | None = None) -> int:
+    """Load config and certificate, then serve on ``sock`` (and ``health_sock``) until stopped.
+
+    Raises StartupError.
+    """
     config_signature = _file_signature(options.config_file) if options.config_file else None
     try:
         config = load_config(options)
@@ -308,33 +394,37 @@ def serve_worker(options: ServeOptions, sock: socket.socket, parent_pid: int | N
     tls = load_tls(options)
     metrics = create_metrics(multiproc_dir_from_env())
     set_config_hash(metrics, config.config_hash, None)
+    executor = offload_executor()
     state = ServiceState(config=config, metrics=metrics, max_body_bytes=options.max_body_bytes,
-                         certificate_loaded=True)
+                         certificate_loaded=True, executor=executor)
     checks: list[Callable[[], None]] = [CertificateReloader(tls, metrics).check]
     if options.config_file is not None:
         checks.append(ConfigReloader(options, state, config_signature).check)
-    server = WebhookServer(_uvicorn_config(options, state, tls), state, options, checks, parent_pid)
+    health = _health_listener(options, state, health_sock) if health_sock is not None else None
+    server = WebhookServer(_uvicorn_config(options, state, tls), state, options, checks, parent_pid, health)
     try:
         server.run(sockets=[sock])
     finally:
+        executor.shutdown(wait=False, cancel_futures=True)  # a late large review is not waited for
         worker_exited(metrics)
     return 0 if server.started else STARTUP_FAILURE
 
 
-def _worker_main(options: ServeOptions, sock: socket.socket, parent_pid: int) -> None:
+def _worker_main(options: ServeOptions, sock: socket.socket, health_sock: socket.socket | None,
+                 parent_pid: int) -> None:
     """Entry point of a spawned worker (a fresh interpreter: set up logging again)."""
     setup_logging(options.log_level)
     os.setpgrp()  # a terminal's Ctrl+C reaches the supervisor only; it forwards exactly one signal
     try:
-        code = serve_worker(options, sock, parent_pid)
+        code = serve_worker(options, sock, health_sock, parent_pid)
     except StartupError as error:
         log.error("worker cannot start", extra={"fields": {"error": str(error)}})
         code = STARTUP_FAILURE
     raise SystemExit(code)
 
 
-def supervise(options: ServeOptions, sock: socket.socket) -> int:
-    """Keep ``options.workers`` workers on the shared socket; forward SIGTERM/SIGINT and wait."""
+def supervise(options: ServeOptions, sock: socket.socket, health_sock: socket.socket | None = None) -> int:
+    """Keep ``options.workers`` workers on the shared socket(s); forward SIGTERM/SIGINT and wait."""
     spawn = multiprocessing.get_context("spawn")
     received: list[int] = []
     stop = threading.Event()
@@ -344,7 +434,8 @@ def supervise(options: ServeOptions, sock: socket.socket) -> int:
         stop.set()
 
     def start() -> multiprocessing.process.BaseProcess:
-        worker = spawn.Process(target=_worker_main, args=(options, sock, os.getpid()), name="sidecar-injector-worker")
+        worker = spawn.Process(target=_worker_main, args=(options, sock, health_sock, os.getpid()),
+                               name="sidecar-injector-worker")
         worker.start()
         return worker
 
@@ -383,6 +474,8 @@ def supervise(options: ServeOptions, sock: socket.socket) -> int:
             else:
                 os.environ[MULTIPROC_ENV] = previous_dir
             sock.close()
+            if health_sock is not None:
+                health_sock.close()
     log.info("all workers stopped")
     return exit_code
 
@@ -402,6 +495,13 @@ def run(options: ServeOptions) -> int:
         raise StartupError(one_line(error)) from None
     load_tls(options)
     sock = bind(options.host, options.port)
+    health_sock = None
+    if options.health_port is not None:
+        try:
+            health_sock = bind(options.host, options.health_port, "--host/--health-port")
+        except StartupError:
+            sock.close()
+            raise
     if options.workers <= 1:
-        return serve_worker(options, sock)
-    return supervise(options, sock)
+        return serve_worker(options, sock, health_sock)
+    return supervise(options, sock, health_sock)
