@@ -41,7 +41,9 @@ def _diff(old: Any, new: Any, path: str, ops: list[Op]) -> None:
                 ops.append({"op": "remove", "path": f"{path}/{escape(key)}"})
         for key, value in new.items():
             if key in old:
-                _diff(old[key], value, f"{path}/{escape(key)}", ops)
+                prior = old[key]
+                if prior is not value:  # shared (untouched) subtrees: no path to build
+                    _diff(prior, value, f"{path}/{escape(key)}", ops)
             else:
                 ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": value})
         return
@@ -60,7 +62,8 @@ def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -> bool
     i = 0
     for j, item in enumerate(new):
         if i < len(old) and _same_item(old[i], item):
-            _diff(old[i], item, f"{path}/{j}", pending)
+            if old[i] is not item:
+                _diff(old[i], item, f"{path}/{j}", pending)
             i += 1
         else:
             pending.append({"op": "add", "path": f"{path}/{j}", "value": item})
