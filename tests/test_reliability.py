@@ -271,6 +271,40 @@ def test_resource_bounds_end_to_end(tmp_path: Path, server_factory: Callable[...
     assert metric(client, '{decision="error",reason="payload-too-large"}') == 1
 
 
+def _proc_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {key} in /proc/{pid}/status")
+
+
+def test_endless_request_head_is_cut_off_at_64_kib(server: Server) -> None:
+    """uvicorn bounds the head for its h11 parser only; with httptools this is ours to do."""
+    if not Path(f"/proc/{server.process.pid}/status").exists():
+        pytest.skip("needs /proc")
+    peak_before = _proc_kib(server.process.pid, "VmHWM")
+    with tls_socket(server) as tls:
+        tls.sendall(b"POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: ")
+        try:
+            for _ in range(512):  # 32 MiB, if the server kept reading
+                tls.sendall(b"a" * 65536)
+        except (ConnectionError, ssl.SSLError):
+            pass
+        answered = read_until_closed(tls)
+    assert answered.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(answered.partition(b"\r\n\r\n")[2]) == {"error": "request head exceeds 65536 bytes"}
+    assert _proc_kib(server.process.pid, "VmHWM") - peak_before < 16 * 1024  # KiB; unbounded, it grew by ~3x sent
+
+
+def test_unparsable_http_gets_a_json_400(server: Server) -> None:
+    with tls_socket(server) as tls:
+        tls.sendall(b"\x00\x01GARBAGE / HTTP/1.1\r\n\r\n")
+        answered = read_until_closed(tls)
+    assert answered.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/json" in answered
+    assert "error" in json.loads(answered.partition(b"\r\n\r\n")[2])
+
+
 # --- slow clients --------------------------------------------------------------------------------
 
 

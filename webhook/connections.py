@@ -8,6 +8,12 @@ headers and body, counted from its first byte (for a connection's first request:
 accept, so the TLS handshake counts too); then it answers 408 and closes. A request that has
 fully arrived is not timed here; the review deadline bounds the rest.
 
+The request head is also bounded in size (``max_head_bytes``, answered 431): uvicorn applies its
+limit to the h11 parser only, and with httptools one connection could otherwise stream an
+endless header into memory within the arrival time. Errors found before the app runs (timeout,
+oversized or unparsable head) are answered with the same JSON ``{"error": ...}`` body as the
+app's own.
+
 It is also gentler than uvicorn with connections that are brand new at shutdown: uvicorn closes
 every connection not inside a request at once, including one accepted a moment ago whose first
 request is still on the wire, which the client then sees as lost. Here such a connection may
@@ -18,6 +24,7 @@ lingering connections bounds the wait.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -29,20 +36,23 @@ except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
 log = logging.getLogger("webhook.connections")
 
 REQUEST_TIMEOUT_SECONDS = 10.0
-# After the 408, the TLS close handshake gets this long before the connection is dropped.
+MAX_HEAD_BYTES = 64 * 1024
+# After an error answer, the TLS close handshake gets this long before the connection is dropped.
 CLOSE_GRACE_SECONDS = 1.0
 
-_TIMEOUT_BODY = b'{"error":"request not received in time"}'
-TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n\r\n" + _TIMEOUT_BODY
-)
+
+def error_response(status: str, message: str) -> bytes:
+    """A whole HTTP/1.1 error response with a JSON body, closing the connection."""
+    body = json.dumps({"error": message}).encode()
+    return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body
 
 
 class TimedRequestProtocol(_HTTPProtocol):
     """uvicorn's HTTP/1.1 protocol with a request-arrival timeout and a gentle shutdown."""
 
     request_timeout: float = REQUEST_TIMEOUT_SECONDS
+    max_head_bytes: int = MAX_HEAD_BYTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -51,13 +61,25 @@ class TimedRequestProtocol(_HTTPProtocol):
         self._arrival_timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
         self._closing_after_first = False
+        self._head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arrival_timer = self.loop.call_at(self._accepted_at + self.request_timeout, self._arrival_timeout)
 
     def data_received(self, data: bytes) -> None:
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:  # these bytes are (or start) a request head
+            self._head_bytes += len(data)
         super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self.cycle is not cycle:
+            self._head_bytes = 0  # the head is complete
+        elif self._head_bytes > self.max_head_bytes:
+            self._reply_and_close(error_response(
+                "431 Request Header Fields Too Large", f"request head exceeds {self.max_head_bytes} bytes"))
+            return
         if self._arriving():
             if self._arrival_timer is None:
                 self._arrival_timer = self.loop.call_later(self.request_timeout, self._arrival_timeout)
@@ -72,6 +94,10 @@ class TimedRequestProtocol(_HTTPProtocol):
             self._abort_timer.cancel()
             self._abort_timer = None
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """An unparsable request: uvicorn's answer, with the JSON body every other error has."""
+        self._reply_and_close(error_response("400 Bad Request", msg))
 
     def shutdown(self) -> None:
         """Server shutdown: a connection that has not sent its first request yet may still send it."""
@@ -97,15 +123,19 @@ class TimedRequestProtocol(_HTTPProtocol):
         log.debug("request not received in time; closing", extra={"fields": {"client": self.client}})
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
-            self.transport.write(TIMEOUT_RESPONSE)
-            self.transport.close()
-            # A client that does not read would hold the TLS close handshake open.
-            self._abort_timer = self.loop.call_later(CLOSE_GRACE_SECONDS, self.transport.abort)
+            self._reply_and_close(error_response("408 Request Timeout", "request not received in time"))
         else:
             # The app is waiting for the rest of the body; it sees a disconnect and answers nothing.
             self.transport.abort()
 
+    def _reply_and_close(self, response: bytes) -> None:
+        self.transport.write(response)
+        self.transport.close()
+        # A client that does not read would hold the TLS close handshake open.
+        self._abort_timer = self.loop.call_later(CLOSE_GRACE_SECONDS, self.transport.abort)
 
-def timed_protocol(request_timeout: float) -> type[TimedRequestProtocol]:
-    """The protocol class to give uvicorn, with this server's timeout."""
-    return type("TimedRequestProtocol", (TimedRequestProtocol,), {"request_timeout": request_timeout})
+
+def timed_protocol(request_timeout: float, max_head_bytes: int = MAX_HEAD_BYTES) -> type[TimedRequestProtocol]:
+    """The protocol class to give uvicorn, with this server's bounds."""
+    return type("TimedRequestProtocol", (TimedRequestProtocol,),
+                {"request_timeout": request_timeout, "max_head_bytes": max_head_bytes})

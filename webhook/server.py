@@ -60,7 +60,7 @@ log = logging.getLogger("webhook.server")
 
 STARTUP_FAILURE = 3  # a worker's exit code for "would fail the same way on restart"
 # Connection hygiene: idle keep-alive connections are closed after 30 s, an HTTP head may not
-# exceed 64 KiB, and past --max-connections concurrent connections/requests new requests get
+# exceed 64 KiB (431; enforced for either parser, see connections.py), and past --max-connections concurrent connections/requests new requests get
 # 503 at once instead of queueing (the API server then applies failurePolicy, or retries
 # another replica on its next call).
 KEEP_ALIVE_SECONDS = 30
@@ -352,7 +352,7 @@ def _uvicorn_config(options: ServeOptions, state: ServiceState, tls: ReloadingCo
         server_header=False,
         workers=1,
         ssl_context_factory=lambda _config, _default: tls.context,
-        http=timed_protocol(options.header_timeout),
+        http=timed_protocol(options.header_timeout, MAX_INCOMPLETE_EVENT_BYTES),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         limit_concurrency=options.max_connections + 1,  # uvicorn counts the asking connection too
@@ -371,7 +371,7 @@ def _health_listener(options: ServeOptions, state: ServiceState, sock: socket.so
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        http=timed_protocol(options.header_timeout),
+        http=timed_protocol(options.header_timeout, MAX_INCOMPLETE_EVENT_BYTES),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         limit_concurrency=HEALTH_LIMIT_CONCURRENCY,
         h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
