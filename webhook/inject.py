@@ -66,14 +66,16 @@ def _copy_tree(value: Any) -> Any:
 
 
 def _names(items: list[Any]) -> set[str]:
-    return {item["name"] for item in items if isinstance(item, Mapping) and isinstance(item.get("name"), str)}
+    return {item["name"] for item in items
+            if (type(item) is dict or isinstance(item, Mapping)) and isinstance(item.get("name"), str)}
 
 
 
 
 def _split_mounts(container: Mapping[str, Any], mounts: list[Obj]) -> tuple[list[Obj], list[Obj]]:
     """(mounts to add, mounts skipped because the container already uses their mountPath)."""
-    used = {m.get("mountPath") for m in _as_list(container.get("volumeMounts")) if isinstance(m, Mapping)}
+    used = {m.get("mountPath") for m in _as_list(container.get("volumeMounts"))
+            if type(m) is dict or isinstance(m, Mapping)}  # exact dict first: the ABC check is slow
     added, skipped = [], []
     for mount in mounts:
         (skipped if mount["mountPath"] in used else added).append(mount)
