@@ -136,10 +136,18 @@ def answer(raw: bytes, config: Config) -> Reply:
         outcome = review(body, config)
     except ReviewError as error:
         return error_reply(400, "invalid-review", str(error), _uid_of(body))
+    except RecursionError:
+        return too_deep(body)
     except Exception as error:  # noqa: BLE001 - one bad request must cost one 500, not the worker
         return error_reply(500, "internal-error", "internal error while reviewing; see the webhook's log",
                            _uid_of(body), exc=error)
     return outcome_reply(outcome)
+
+
+def too_deep(body: Any) -> Reply:
+    """The core leaves RecursionError to the edge: only a pathologically nested request causes it
+    (orjson accepts 1024 levels, Python recurses about 1000 deep); no Kubernetes object nests so."""
+    return error_reply(400, "too-deeply-nested", "request body nests too deeply to review", _uid_of(body))
 
 
 def outcome_reply(outcome: Outcome) -> Reply:
@@ -160,6 +168,8 @@ def deadline_reply(raw: bytes, config: Config) -> Reply:
         return outcome_reply(on_error(body, config, DEADLINE_REASON, message))
     except ReviewError as error:
         return error_reply(400, "invalid-review", str(error), _uid_of(body))
+    except RecursionError:
+        return too_deep(body)
 
 
 async def answer_in_time(raw: bytes, config: Config, started: float, executor: Executor | None = None,
