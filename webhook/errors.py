@@ -1,5 +1,21 @@
 """Typed errors, so edges map them to HTTP statuses and exit codes without matching strings."""
 
+from typing import Any
+
+
+def shown(value: Any, limit: int = 60, quote: bool = True) -> str:
+    """A request value as it may appear in a message: text clipped, anything else by type.
+
+    Messages go into responses, audit annotations and logs; a value from the request must
+    not make them unbounded (nor fail to print, as repr of a deeply nested list does).
+    """
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[: limit - 3] + "..."
+        return repr(text) if quote else text
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
 
 class ConfigError(ValueError):
     """The injection config is invalid; the message names the file, key path, value and what is allowed."""
@@ -26,8 +42,7 @@ class AnnotationError(Denied):
         self.annotation = annotation
         self.value = value
         self.allowed = allowed
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        super().__init__(f"annotation {annotation}={shown!r} is invalid: {allowed}")
+        super().__init__(f"annotation {annotation}={shown(value)} is invalid: {allowed}")
 
 
 class ProfileNotAllowed(Denied):

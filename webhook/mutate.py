@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from webhook.config import Config
-from webhook.errors import Denied, LimitExceeded, ReviewError
+from webhook.errors import Denied, LimitExceeded, ReviewError, shown
 from webhook.inject import inject
 from webhook.patch import Op, make_patch
 from webhook.policy import PodContext, decide, owner_kinds
@@ -56,9 +56,9 @@ def parse_request(review: Any) -> tuple[str, Mapping[str, Any]]:
         raise ReviewError("the body must be a JSON object (an AdmissionReview)")
     api_version = review.get("apiVersion")
     if api_version not in API_VERSIONS:
-        raise ReviewError(f"apiVersion must be one of {', '.join(API_VERSIONS)}, got {api_version!r}")
+        raise ReviewError(f"apiVersion must be one of {', '.join(API_VERSIONS)}, got {shown(api_version)}")
     if review.get("kind") != "AdmissionReview":
-        raise ReviewError(f"kind must be AdmissionReview, got {review.get('kind')!r}")
+        raise ReviewError(f"kind must be AdmissionReview, got {shown(review.get('kind'))}")
     request = review.get("request")
     if not isinstance(request, Mapping):
         raise ReviewError("request is missing or not an object")

@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, Profile
-from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed
+from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, shown
 
 # Kinds whose Pods run to completion: a legacy sidecar would keep them running forever.
 RUN_TO_COMPLETION_OWNERS = frozenset({"Job"})
@@ -179,7 +179,7 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
 
     if config.requesters.enabled and context.username is not None:
         if not config.requesters.permits(context.username, list(context.groups)):
-            message = f"requester {context.username or '(unknown user)'} may not trigger sidecar injection"
+            message = f"requester {shown(context.username, quote=False) if context.username else '(unknown user)'} may not trigger sidecar injection"
             if config.requesters.onMismatch == "deny":
                 raise RequesterNotAllowed(message)
             return skip("requester-not-allowed", message)
@@ -202,17 +202,17 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         names = overrides.profiles
         for name in names:
             if not config.profiles[name].namespaces.permits(context.namespace):
-                raise ProfileNotAllowed(f"profile {name} may not be used in namespace {context.namespace or '(none)'}")
+                raise ProfileNotAllowed(f"profile {name} may not be used in namespace {shown(context.namespace, quote=False) or '(none)'}")
     else:
         names = tuple(n for n in config.defaultProfiles if config.profiles[n].namespaces.permits(context.namespace))
         warnings += [
-            f"default profile {n} is not allowed in namespace {context.namespace}; left out"
+            f"default profile {n} is not allowed in namespace {shown(context.namespace, quote=False)}; left out"
             for n in config.defaultProfiles
             if n not in names
         ]
     if not names:
         message = (
-            f"no default profile is allowed in namespace {context.namespace}"
+            f"no default profile is allowed in namespace {shown(context.namespace, quote=False)}"
             if config.defaultProfiles
             else f"no profiles selected: no {ann.PROFILES} annotation and no defaultProfiles"
         )
