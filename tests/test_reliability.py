@@ -27,6 +27,7 @@ import pytest
 import yaml
 from conftest import GOLDEN_CONFIG, REPO, Server, load_review, ssl_context_from
 
+from webhook import app
 from webhook.app import DEADLINE_REASON, Reply, answer, answer_in_time
 from webhook.cli import build_parser
 from webhook.config import Config, load_config_text, parse_config
@@ -216,6 +217,17 @@ def test_a_review_in_time_is_the_review() -> None:
     assert reply.decision == "injected"
 
 
+def test_a_recursion_error_from_the_core_is_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core leaves RecursionError (a pathologically nested request) to the edge: never a 500."""
+    def recurse(body: Any, config: Config) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(app, "review", recurse)
+    reply = answer(json.dumps(load_review("pod-basic")).encode(), parse_config(golden_config()))
+    assert (reply.status, reply.reason) == (400, "too-deeply-nested")
+    assert json.loads(reply.body) == {"error": "request body nests too deeply to review"}
+
+
 def test_deadline_seconds_flag_and_env_override_the_config(tmp_path: Path) -> None:
     path = config_file(tmp_path, deadlineSeconds=1.5)
     assert load_config(ServeOptions(config_file=path)).deadlineSeconds == 1.5
@@ -224,6 +236,18 @@ def test_deadline_seconds_flag_and_env_override_the_config(tmp_path: Path) -> No
     assert build_parser({}).parse_args(["serve"]).deadline_seconds is None  # the config decides
     with pytest.raises(ConfigError, match="--deadline-seconds"):
         load_config(ServeOptions(config_file=path, deadline_seconds=31))
+
+
+def test_bound_flags_have_env_vars_and_defaults() -> None:
+    defaults = build_parser({}).parse_args(["serve"])
+    assert (defaults.header_timeout, defaults.max_connections, defaults.health_port) == (10.0, 256, None)
+    environ = {"SIDECAR_INJECTOR_HEADER_TIMEOUT": "3", "SIDECAR_INJECTOR_MAX_CONNECTIONS": "64",
+               "SIDECAR_INJECTOR_HEALTH_PORT": "8080"}
+    args = build_parser(environ).parse_args(["serve"])
+    assert (args.header_timeout, args.max_connections, args.health_port) == (3.0, 64, 8080)
+    for bad in (["--header-timeout", "0"], ["--max-connections", "0"], ["--deadline-seconds", "-1"]):
+        with pytest.raises(SystemExit):
+            build_parser({}).parse_args(["serve", *bad])
 
 
 # --- the deadline and the bounds, end to end -------------------------------------------------------
