@@ -329,6 +329,21 @@ def test_unparsable_http_gets_a_json_400(server: Server) -> None:
     assert "error" in json.loads(answered.partition(b"\r\n\r\n")[2])
 
 
+@pytest.mark.parametrize("head", [
+    b"POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n",
+    b"POST /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n",
+], ids=["415", "404"])
+def test_early_answer_closes_the_connection(server: Server, head: bytes) -> None:
+    """An error answered before the body arrived: the rest of that body is not a next request."""
+    with tls_socket(server, timeout=5) as tls:
+        tls.sendall(head + b"x" * 100)
+        started = time.monotonic()
+        answered = read_until_closed(tls)
+        assert time.monotonic() - started < 3  # closed, not left waiting for 99,900 more bytes
+    assert answered.count(b"HTTP/1.1 ") == 1
+    assert answered.split(b" ", 2)[1] in (b"415", b"404")
+
+
 # --- slow clients --------------------------------------------------------------------------------
 
 

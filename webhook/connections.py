@@ -12,7 +12,8 @@ The request head is also bounded in size (``max_head_bytes``, answered 431): uvi
 limit to the h11 parser only, and with httptools one connection could otherwise stream an
 endless header into memory within the arrival time. Errors found before the app runs (timeout,
 oversized or unparsable head) are answered with the same JSON ``{"error": ...}`` body as the
-app's own.
+app's own. A connection whose response went out before its request body had arrived (an early
+error answer) is closed: the rest of that body must not be parsed as the next request.
 
 It is also gentler than uvicorn with connections that are brand new at shutdown: uvicorn closes
 every connection not inside a request at once, including one accepted a moment ago whose first
@@ -95,6 +96,12 @@ class TimedRequestProtocol(_HTTPProtocol):
             self._abort_timer = None
         super().connection_lost(exc)
 
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+            self._close()  # answered before the body arrived; uvicorn's own handling then stops here
+        super().on_response_complete()
+
     def send_400_response(self, msg: str) -> None:
         """An unparsable request: uvicorn's answer, with the JSON body every other error has."""
         self._reply_and_close(error_response("400 Bad Request", msg))
@@ -130,6 +137,9 @@ class TimedRequestProtocol(_HTTPProtocol):
 
     def _reply_and_close(self, response: bytes) -> None:
         self.transport.write(response)
+        self._close()
+
+    def _close(self) -> None:
         self.transport.close()
         # A client that does not read would hold the TLS close handshake open.
         self._abort_timer = self.loop.call_later(CLOSE_GRACE_SECONDS, self.transport.abort)

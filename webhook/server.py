@@ -41,9 +41,9 @@ from uvicorn.server import ServerState
 
 from webhook.app import DEFAULT_MAX_BODY_BYTES, ServiceState, create_app, create_routes
 from webhook.certs import TLS_CERT, TLS_KEY, ensure_dev_certs
+from webhook.config import Config, example_config, load_config_file, parse_config
 from webhook.connections import REQUEST_TIMEOUT_SECONDS, timed_protocol
 from webhook.deadline import offload_executor
-from webhook.config import Config, example_config, load_config_file, parse_config
 from webhook.errors import ConfigError
 from webhook.logging_setup import setup_logging
 from webhook.metrics import (
@@ -60,9 +60,9 @@ log = logging.getLogger("webhook.server")
 
 STARTUP_FAILURE = 3  # a worker's exit code for "would fail the same way on restart"
 # Connection hygiene: idle keep-alive connections are closed after 30 s, an HTTP head may not
-# exceed 64 KiB (431; enforced for either parser, see connections.py), and past --max-connections concurrent connections/requests new requests get
-# 503 at once instead of queueing (the API server then applies failurePolicy, or retries
-# another replica on its next call).
+# exceed 64 KiB (431, for either parser: see connections.py), and past --max-connections
+# concurrent connections/requests new requests get 503 at once instead of queueing (the API
+# server then applies failurePolicy, or reaches another replica on its next call).
 KEEP_ALIVE_SECONDS = 30
 MAX_INCOMPLETE_EVENT_BYTES = 64 * 1024
 LIMIT_CONCURRENCY = 256
