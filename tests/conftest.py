@@ -64,7 +64,7 @@ class Server:
 
     def log_records(self) -> list[dict[str, Any]]:
         records = []
-        for line in self.log().splitlines():
+        for line in self.log().split("\n"):  # not splitlines(): U+2028 may sit inside a JSON line
             if line.startswith("{"):
                 records.append(json.loads(line))
         return records
