@@ -394,6 +394,14 @@ def parse_config(data: Any, source: str = "config") -> Config:
         raise ConfigError(_format_errors(error, source)) from None
 
 
+def override(config: Config, key: str, value: Any, source: str) -> Config:
+    """The config with one top-level key replaced (a command-line flag), validated again;
+    None leaves it as it is. ConfigError names the flag when the value is invalid."""
+    if value is None:
+        return config
+    return parse_config({**config.model_dump(mode="json"), key: value}, source)
+
+
 def load_config_text(text: str, source: str = "config") -> Config:
     """Parse YAML text and validate it."""
     try:

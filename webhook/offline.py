@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from webhook.annotations import NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, STATUS
-from webhook.config import Config, parse_config
+from webhook.config import Config, override
 from webhook.mutate import Outcome, clip_warning, review
 from webhook.workloads import Path, PodTemplateRef, iter_pod_templates, replace_template
 
@@ -99,9 +99,7 @@ def dump_documents(docs: list[Any], fmt: str) -> str:
 
 def with_kubernetes_version(config: Config, version: str | None) -> Config:
     """The config with --kubernetes-version laid over it (as `serve` does); ConfigError if invalid."""
-    if not version:
-        return config
-    return parse_config({**config.model_dump(mode="json"), "kubernetesVersion": version}, "--kubernetes-version")
+    return override(config, "kubernetesVersion", version or None, "--kubernetes-version")
 
 
 # -- reports --------------------------------------------------------------------------------

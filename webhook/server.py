@@ -41,7 +41,7 @@ from uvicorn.server import ServerState
 
 from webhook.app import DEFAULT_MAX_BODY_BYTES, ServiceState, create_app, create_routes
 from webhook.certs import TLS_CERT, TLS_KEY, ensure_dev_certs
-from webhook.config import Config, example_config, load_config_file, parse_config
+from webhook.config import Config, example_config, load_config_file, override
 from webhook.connections import REQUEST_TIMEOUT_SECONDS, timed_protocol
 from webhook.deadline import offload_executor
 from webhook.errors import ConfigError
@@ -122,8 +122,7 @@ def load_config(options: ServeOptions) -> Config:
     overrides = (("kubernetesVersion", options.kubernetes_version or None, "--kubernetes-version"),
                  ("deadlineSeconds", options.deadline_seconds, "--deadline-seconds"))
     for key, value, flag in overrides:
-        if value is not None:
-            config = parse_config({**config.model_dump(mode="json"), key: value}, flag)
+        config = override(config, key, value, flag)
     return config
 
 
