@@ -1,7 +1,7 @@
 """The benchmark: one command, side-by-side ratios, every counted response verified.
 
-    .venv/bin/python -m bench            # full run (~5-8 minutes on 2 cores)
-    .venv/bin/python -m bench --quick    # ~1-2 minutes: shorter runs, fewer RSS requests
+    .venv/bin/python -m bench            # full run (~5 minutes on 2 cores)
+    .venv/bin/python -m bench --quick    # ~2 minutes: shorter runs, fewer RSS requests
 
 What it does, in order (see bench/README.md):
 
