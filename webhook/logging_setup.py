@@ -2,14 +2,24 @@
 
 A record's ``fields`` extra (a dict) is merged into the top level of its line; that is how
 the per-review line carries uid, decision, reason and the rest as searchable keys.
+
+The server writes one line per review, so the handler is built for that rate: records do
+not look up process, thread and multiprocessing names (the pid is read by the formatter),
+and lines below WARNING are buffered and written out by a flusher thread every
+``FLUSH_INTERVAL_SECONDS`` (and at exit) instead of one ``write`` syscall per line. WARNING
+and above are written at once, together with anything buffered before them, so lines stay
+in order. A process killed with SIGKILL can lose the last interval's info lines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
+import os
 import sys
-from typing import Any
+import threading
+from typing import IO, Any
 
 import orjson
 
@@ -17,6 +27,9 @@ LEVELS = ("critical", "error", "warning", "info", "debug")
 
 # uvicorn's access log would add a second line per review (and one per probe); we log reviews ourselves.
 _QUIET = {"uvicorn.access": logging.WARNING}
+
+FLUSH_INTERVAL_SECONDS = 0.1
+_BUFFER_BYTES = 64 * 1024
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,7 +40,7 @@ class JsonFormatter(logging.Formatter):
             "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "pid": record.process,
+            "pid": os.getpid(),  # not record.process: logProcesses is off
             "msg": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
@@ -38,11 +51,79 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that flushes at WARNING and above, and otherwise every ``interval`` seconds."""
+
+    def __init__(self, stream: IO[str], interval: float = FLUSH_INTERVAL_SECONDS) -> None:
+        super().__init__(stream)
+        self.interval = interval
+        self._dirty = False
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_periodically, name="log-flusher", daemon=True)
+        self._flusher.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write(line)
+                if record.levelno >= logging.WARNING:
+                    self.stream.flush()
+                    self._dirty = False
+                else:
+                    self._dirty = True
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._dirty = False
+            if self.stream and hasattr(self.stream, "flush"):
+                self.stream.flush()
+
+    def _flush_periodically(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self._dirty:
+                try:
+                    self.flush()
+                except (OSError, ValueError):  # stream closed or gone: nothing left to do
+                    return
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self.flush()
+        except (OSError, ValueError):
+            pass
+        super().close()
+
+
+def _buffered_stderr() -> IO[str] | None:
+    """A block-buffered text stream on stderr's file descriptor (None if stderr has none, e.g. captured)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    raw = open(fd, "wb", buffering=_BUFFER_BYTES, closefd=False)  # noqa: SIM115 - lives as long as the handler
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", line_buffering=False)
+
+
 def setup_logging(level: str = "info") -> None:
     """Route every logger (ours and uvicorn's) through one JSON handler on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+    # Each record would otherwise look up the pid, the thread and the multiprocessing process name.
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging.logThreads = False
+    stream = _buffered_stderr()
+    handler: logging.Handler = (BufferedStreamHandler(stream) if stream is not None
+                                else logging.StreamHandler(sys.stderr))
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
+    for previous in root.handlers:
+        if isinstance(previous, BufferedStreamHandler):
+            previous.close()  # stops its flusher after writing out what it holds
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
