@@ -236,7 +236,7 @@ def review_fields(reply: Reply, seconds: float) -> dict[str, Any]:
 
 def count(metrics: Metrics, reply: Reply, seconds: float) -> None:
     """Count and time one /mutate request (before the reply leaves, so a scrape that follows sees it)."""
-    metrics.reviews.labels(decision=reply.decision, reason=reply.reason).inc()
+    metrics.count_review(reply.decision, reply.reason)
     metrics.review_duration.observe(seconds)
 
 

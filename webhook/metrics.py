@@ -9,7 +9,8 @@ every scrape aggregates all of them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,6 +39,15 @@ class Metrics:
     certificate_reloads: Counter
     config_info: Gauge
     multiproc_dir: str | None
+    # reviews' labelled children by (decision, reason): labels() validates and hashes on every call
+    _review_children: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def count_review(self, decision: str, reason: str) -> None:
+        """reviews{decision, reason} += 1 (the labelled child is looked up once per pair)."""
+        child = self._review_children.get((decision, reason))
+        if child is None:
+            child = self._review_children[(decision, reason)] = self.reviews.labels(decision=decision, reason=reason)
+        child.inc()
 
 
 def create_metrics(multiproc_dir: str | None = None) -> Metrics:
