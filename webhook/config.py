@@ -340,6 +340,13 @@ class Config(_Strict):
         return KubeVersion.parse(self.kubernetesVersion)
 
     @cached_property
+    def resolved(self) -> dict[Any, Any]:
+        """policy.resolve's memo for this config: settings depend only on the config, the
+        profiles chosen, the Pod's override annotations and whether it runs to completion.
+        The config is frozen and a reload builds a new one, so entries never go stale."""
+        return {}
+
+    @cached_property
     def config_hash(self) -> str:
         """Short content hash, recorded in the status annotation to tell configs apart."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -46,6 +46,9 @@ class Settings:
     shutdown_seconds: int
     sleep_action: bool
     config_hash: str
+    # inject()'s per-settings plan (what depends on these settings alone), built on first use:
+    # resolve() hands out the same Settings object for the same question.
+    plan_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,10 @@ def _first(override: Any, default: Any) -> Any:
     return default if override is None else override
 
 
+# Bound of Config.resolved: the keys include numbers from the Pod's annotations.
+RESOLVED_MEMO_SIZE = 1024
+
+
 def resolve(
     profiles: tuple[tuple[str, Profile], ...],
     overrides: ann.Overrides,
@@ -234,14 +241,35 @@ def resolve(
     config: Config,
 ) -> tuple[Settings, list[str]]:
     """Merge the profiles' settings (any profile asking for a feature turns it on; the
-    largest number wins), then let the Pod's annotations override them."""
+    largest number wins), then let the Pod's annotations override them.
+
+    Memoized on the config (the same Settings object comes back for the same question, so
+    inject() can keep its per-settings plan on it)."""
+    finite = runs_to_completion(pod, context)
+    # The profiles' identities, not only their names: a caller may pass profiles of its own.
+    key = (tuple((name, id(profile)) for name, profile in profiles), overrides, finite)
+    memo = config.resolved
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= RESOLVED_MEMO_SIZE:
+            memo.clear()
+        found = memo[key] = _resolve(profiles, overrides, finite, config)
+    settings, warnings = found
+    return settings, list(warnings)
+
+
+def _resolve(
+    profiles: tuple[tuple[str, Profile], ...],
+    overrides: ann.Overrides,
+    finite: bool,
+    config: Config,
+) -> tuple[Settings, tuple[str, ...]]:
     warnings: list[str] = []
     values = [profile for _, profile in profiles]
     # Sidecar settings are only the business of profiles that bring sidecars: a profile of
     # probes alone must not switch hold-application on through its default.
     with_sidecars = [p for p in values if p.containers] or values
     version = config.kube_version
-    finite = runs_to_completion(pod, context)
 
     native = _first(overrides.native_sidecar, all(p.nativeSidecar for p in with_sidecars) or finite)
     if native and not version.native_sidecars:
@@ -274,4 +302,4 @@ def resolve(
         sleep_action=version.sleep_action,
         config_hash=config.config_hash,
     )
-    return settings, warnings
+    return settings, tuple(warnings)
