@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from webhook.annotations import STATUS
 from webhook.config import PodInfo, Profile
 from webhook.policy import Settings
@@ -63,6 +65,36 @@ def _copy_tree(value: Any) -> Any:
     if cls in _ATOMS:
         return value
     return copy.deepcopy(value)
+
+
+def _pure_json(value: Any) -> bool:
+    """Only dicts with string keys, lists, str, int (64-bit), float, bool and None: what
+    orjson gives back exactly as it was given."""
+    cls = type(value)
+    if cls is dict:
+        return all(type(k) is str and _pure_json(v) for k, v in value.items())
+    if cls is list:
+        return all(_pure_json(v) for v in value)
+    if cls is int:
+        return -(2**63) <= value < 2**64
+    if cls is float:
+        return math.isfinite(value)
+    return cls in _ATOMS
+
+
+class _Template:
+    """A config-derived JSON tree that every review needs a fresh copy of: kept serialised,
+    since orjson.loads builds a copy about 3x faster than walking the tree (any tree orjson
+    would not give back exactly falls back to _copy_tree)."""
+
+    __slots__ = ("value", "_blob")
+
+    def __init__(self, value: Obj) -> None:
+        self.value = value
+        self._blob = orjson.dumps(value) if _pure_json(value) else None
+
+    def copy(self) -> Obj:
+        return orjson.loads(self._blob) if self._blob is not None else _copy_tree(self.value)
 
 
 def _names(items: list[Any]) -> set[str]:
@@ -114,12 +146,95 @@ def _first_tcp_port(container: Mapping[str, Any]) -> int | None:
     return None
 
 
+class _Plan:
+    """What an injection with these settings does regardless of the Pod, worked out once per
+    Settings object (resolve() reuses them): the profiles' containers with their mounts, env,
+    restartPolicy and startupProbe already applied, the volumes, the mounts and probe timings
+    for application containers. Its objects are never handed out: a review copies them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.init: list[tuple[str, Profile, _Template]] = []  # (profile name, profile, prepared container)
+        # (profile name, profile, prepared container, warnings its preparation gave)
+        self.sidecars: list[tuple[str, Profile, _Template, tuple[str, ...]]] = []
+        for profile_name, profile in settings.profiles:
+            for container in profile.initContainers:
+                prepared = _copy_tree(container)
+                _add_mounts(prepared, profile.volumeMounts.get(prepared["name"], []))
+                self.init.append((profile_name, profile, _Template(prepared)))
+        for profile_name, profile in settings.profiles:
+            for container in profile.containers:
+                prepared = _copy_tree(container)
+                _add_mounts(prepared, profile.volumeMounts.get(prepared["name"], []))
+                warnings = _prepare_sidecar(prepared, profile_name, profile, settings)
+                self.sidecars.append((profile_name, profile, _Template(prepared), tuple(warnings)))
+        # (volume, the profile whose sidecars it is for, or None: always wanted)
+        self.volumes: list[tuple[_Template, str | None]] = [
+            (_Template(v), None) for _, p in settings.profiles for v in p.volumes]
+        if settings.podinfo is not None:
+            self.volumes.append((_Template(_podinfo_volume(settings.podinfo)), None))
+        for profile_name, profile in settings.profiles:
+            if profile.serviceAccountToken is not None:
+                self.volumes.append((_Template(_token_volume(profile_name, profile)), profile_name))
+        self.app_mounts: list[Obj] = [m for _, p in settings.profiles for m in p.appVolumeMounts]
+        if settings.podinfo is not None:
+            self.app_mounts.append(_podinfo_mount(settings.podinfo))
+        self.sidecar_names = {c["name"] for _, profile in settings.profiles for c in profile.containers}
+        probes = settings.probes
+        self.readiness = probes.readiness.model_dump(exclude_defaults=False) if probes is not None else None
+        self.liveness = (probes.liveness.model_dump()
+                         if probes is not None and probes.liveness is not None else None)
+
+
+def _plan(settings: Settings) -> _Plan:
+    plan = settings.plan_cache.get("inject")
+    if plan is None:
+        plan = settings.plan_cache["inject"] = _Plan(settings)
+    return plan  # type: ignore[no-any-return]
+
+
+def _prepare_sidecar(container: Obj, profile_name: str, profile: Profile, settings: Settings) -> list[str]:
+    """The sidecar changes that depend on the settings alone (all but the legacy lifecycle,
+    which depends on which of the profile's sidecars the Pod takes); returns their warnings."""
+    warnings: list[str] = []
+    mounts: list[Obj] = []
+    if settings.podinfo is not None:
+        mounts.append(_podinfo_mount(settings.podinfo))
+    if profile.serviceAccountToken is not None:
+        token = profile.serviceAccountToken
+        mounts.append({"name": _token_volume_name(profile_name, profile), "mountPath": token.mountPath,
+                       "readOnly": True})
+    for mount in _add_mounts(container, mounts):
+        warnings.append(
+            f"sidecar {container['name']}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
+        )
+    if settings.podinfo is not None and settings.podinfo.env:
+        env = _as_list(container.get("env"))
+        have = _names(env)
+        extra = [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+                 for name, path in PODINFO_ENV if name not in have]
+        if extra:
+            container["env"] = env + extra
+    if settings.native:
+        container["restartPolicy"] = "Always"
+        if settings.hold_application and "startupProbe" not in container:
+            readiness = container.get("readinessProbe")
+            probe = _derived_startup_probe(readiness) if isinstance(readiness, Mapping) else None
+            if probe is None:
+                warnings.append(
+                    f"sidecar {container['name']} has no readinessProbe: the application may start before it is ready"
+                )
+            else:
+                container["startupProbe"] = probe
+    return warnings
+
+
 class _Builder:
     """Holds the copy-on-write state of one injection; methods each add one feature."""
 
     def __init__(self, pod: Mapping[str, Any], settings: Settings) -> None:
         self.original = pod
         self.settings = settings
+        self.plan = _plan(settings)
         self.pod: Obj = dict(pod)
         self.spec: Obj = dict(pod.get("spec") or {})
         self.pod["spec"] = self.spec  # callers guarantee a spec with containers (policy checks the shape)
@@ -132,6 +247,7 @@ class _Builder:
         )
         self.init_added: list[Obj] = []
         self.sidecars: list[tuple[str, Obj]] = []  # (profile name, container)
+        self.sidecar_plans: list[tuple[Profile, tuple[str, ...]]] = []  # per sidecar: profile, prepared warnings
         self.volumes_added: list[str] = []
         self.pod_level_warned = False
         self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
@@ -145,13 +261,14 @@ class _Builder:
 
     # -- containers -------------------------------------------------------------------
 
-    def _take(self, container: Obj, what: str) -> Obj | None:
-        name = container["name"]
+    def _take(self, container: _Template, what: str) -> Obj | None:
+        """A copy of a prepared container, unless the Pod already has a container by its name."""
+        name = container.value["name"]
         if name in self.taken_names:
             self.warnings.append(f"{what} {name} not injected: the Pod already has a container named {name}")
             return None
         self.taken_names.add(name)
-        return _copy_tree(container)
+        return container.copy()
 
     def _fit_pod_level_resources(self, container: Obj) -> None:
         """With pod-level resources the containers' sum must fit in them; a sidecar that
@@ -178,20 +295,19 @@ class _Builder:
             )
 
     def collect_containers(self) -> None:
-        for profile_name, profile in self.settings.profiles:
-            for container in profile.initContainers:
-                taken = self._take(container, "init container")
-                if taken is not None:
-                    self._fit_pod_level_resources(taken)
-                    _add_mounts(taken, profile.volumeMounts.get(taken["name"], []))
-                    self.init_added.append(taken)
-        for profile_name, profile in self.settings.profiles:
-            for container in profile.containers:
-                taken = self._take(container, "sidecar")
-                if taken is not None:
-                    self._fit_pod_level_resources(taken)
-                    _add_mounts(taken, profile.volumeMounts.get(taken["name"], []))
-                    self.sidecars.append((profile_name, taken))
+        # The prepared containers already carry their profile's mounts; pod-level resources
+        # only touch "resources", which no preparation step does, so the order does not matter.
+        for _, _, prepared in self.plan.init:
+            taken = self._take(prepared, "init container")
+            if taken is not None:
+                self._fit_pod_level_resources(taken)
+                self.init_added.append(taken)
+        for profile_name, profile, prepared, warnings in self.plan.sidecars:
+            taken = self._take(prepared, "sidecar")
+            if taken is not None:
+                self._fit_pod_level_resources(taken)
+                self.sidecars.append((profile_name, taken))
+                self.sidecar_plans.append((profile, warnings))
 
     def _app_container(self, index: int) -> Obj:
         """The application container at index, copied once so we may change it."""
@@ -204,24 +320,19 @@ class _Builder:
     # -- volumes ----------------------------------------------------------------------
 
     def add_volumes(self) -> None:
-        wanted: list[Obj] = []
-        for _, profile in self.settings.profiles:
-            wanted += profile.volumes
-        if self.settings.podinfo is not None:
-            wanted.append(_podinfo_volume(self.settings.podinfo))
-        for profile_name, profile in self.settings.profiles:
-            if profile.serviceAccountToken is not None and self._profile_has_sidecars(profile_name):
-                wanted.append(_token_volume(profile_name, profile))
         existing = _as_list(self.spec.get("volumes"))
-        users = _names(existing)
+        existing_names = _names(existing)
+        users = set(existing_names)
         added: list[Obj] = []
-        for volume in wanted:
-            name = volume["name"]
+        for volume, for_profile in self.plan.volumes:
+            if for_profile is not None and not self._profile_has_sidecars(for_profile):
+                continue
+            name = volume.value["name"]
             if name in users:
                 self.warnings.append(f"volume {name} not added: the Pod already has a volume by that name")
                 users.discard(name)  # one warning per name, even when two profiles bring it
-            elif name not in self.volumes_added and name not in _names(existing):
-                added.append(_copy_tree(volume))
+            elif name not in self.volumes_added and name not in existing_names:
+                added.append(volume.copy())
                 self.volumes_added.append(name)
         if added:
             self.spec["volumes"] = existing + added
@@ -232,46 +343,14 @@ class _Builder:
     # -- sidecars ---------------------------------------------------------------------
 
     def configure_sidecars(self) -> None:
-        settings = self.settings
-        profiles = dict(settings.profiles)
+        """The prepared containers carry everything but the legacy lifecycle; their
+        preparation's warnings are given here, in the order the sidecars were taken."""
+        native = self.settings.native
         last_of_profile = {name: container for name, container in self.sidecars}
-        for profile_name, container in self.sidecars:
-            profile = profiles[profile_name]
-            mounts: list[Obj] = []
-            if settings.podinfo is not None:
-                mounts.append(_podinfo_mount(settings.podinfo))
-            if profile.serviceAccountToken is not None:
-                token = profile.serviceAccountToken
-                mounts.append({"name": _token_volume_name(profile_name, profile), "mountPath": token.mountPath,
-                               "readOnly": True})
-            for mount in _add_mounts(container, mounts):
-                self.warnings.append(
-                    f"sidecar {container['name']}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
-                )
-            if settings.podinfo is not None and settings.podinfo.env:
-                env = _as_list(container.get("env"))
-                have = _names(env)
-                extra = [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-                         for name, path in PODINFO_ENV if name not in have]
-                if extra:
-                    container["env"] = env + extra
-            if settings.native:
-                self._native(container)
-            else:
+        for (profile_name, container), (profile, warnings) in zip(self.sidecars, self.sidecar_plans):
+            self.warnings.extend(warnings)
+            if not native:
                 self._legacy(container, profile, container is last_of_profile[profile_name])
-
-    def _native(self, container: Obj) -> None:
-        container["restartPolicy"] = "Always"
-        if not self.settings.hold_application or "startupProbe" in container:
-            return
-        readiness = container.get("readinessProbe")
-        probe = _derived_startup_probe(readiness) if isinstance(readiness, Mapping) else None
-        if probe is None:
-            self.warnings.append(
-                f"sidecar {container['name']} has no readinessProbe: the application may start before it is ready"
-            )
-            return
-        container["startupProbe"] = probe
 
     def _legacy(self, container: Obj, profile: Profile, last_of_profile: bool) -> None:
         lifecycle = dict(container.get("lifecycle") or {})
@@ -292,12 +371,8 @@ class _Builder:
 
     def configure_app_containers(self) -> None:
         settings = self.settings
-        app_mounts: list[Obj] = []
-        for _, profile in settings.profiles:
-            app_mounts += profile.appVolumeMounts
-        if settings.podinfo is not None:
-            app_mounts.append(_podinfo_mount(settings.podinfo))
-        sidecar_names = {c["name"] for _, profile in settings.profiles for c in profile.containers}
+        app_mounts = self.plan.app_mounts
+        sidecar_names = self.plan.sidecar_names
         for index, original in enumerate(self.app):
             name = original["name"]
             if name in sidecar_names:
@@ -331,9 +406,10 @@ class _Builder:
         wanted: dict[str, Obj] = {}
         if settings.probes is not None and port is not None:
             if "readinessProbe" not in current:
-                wanted["readinessProbe"] = _tcp_probe(port, settings.probes.readiness.model_dump(exclude_defaults=False))
-            if settings.probes.liveness is not None and "livenessProbe" not in current:
-                wanted["livenessProbe"] = _tcp_probe(port, settings.probes.liveness.model_dump())
+                assert self.plan.readiness is not None
+                wanted["readinessProbe"] = _tcp_probe(port, self.plan.readiness)
+            if self.plan.liveness is not None and "livenessProbe" not in current:
+                wanted["livenessProbe"] = _tcp_probe(port, self.plan.liveness)
         if settings.probes is not None and port is None and "readinessProbe" not in current:
             self.warnings.append(f"container {name} declares no TCP containerPort; no readinessProbe added")
         if settings.warmup_seconds > 0 and "startupProbe" not in current:
@@ -470,7 +546,8 @@ def inject(pod: Mapping[str, Any], settings: Settings) -> Injection:
     if changed:
         metadata = dict(pod.get("metadata") or {})
         annotations = dict(metadata.get("annotations") or {})
-        annotations[STATUS] = json.dumps(status, separators=(",", ":"))
+        text = orjson.dumps(status).decode()  # json.dumps' compact form, for ASCII (names are DNS labels)
+        annotations[STATUS] = text if text.isascii() else json.dumps(status, separators=(",", ":"))
         metadata["annotations"] = annotations
         new_pod["metadata"] = metadata
     return Injection(pod=new_pod if changed else dict(pod), changed=changed, warnings=builder.warnings, status=status)

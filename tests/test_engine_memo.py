@@ -1,0 +1,67 @@
+"""The per-config memo of resolve() and inject()'s per-settings plan: same answers, no shared state.
+
+A review's output must never alias what the next review starts from: a caller that changes
+the injected Pod (the offline CLI edits templates) must not change later answers.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from webhook.config import load_config_file
+from webhook.inject import _pure_json, _Template
+from webhook.mutate import review
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "bench" / "config.yaml"
+TYPICAL = ROOT / "bench" / "fixtures" / "typical.review.json"
+
+
+def _scribble(value: Any) -> None:
+    """Change every dict and list in a tree in place."""
+    if isinstance(value, dict):
+        for item in list(value.values()):
+            _scribble(item)
+        value["scribbled"] = True
+    elif isinstance(value, list):
+        for item in list(value):
+            _scribble(item)
+        value.append("scribbled")
+
+
+def test_later_reviews_do_not_see_changes_to_earlier_outputs() -> None:
+    config = load_config_file(CONFIG)
+    pristine = copy.deepcopy(config.model_dump())
+    raw = TYPICAL.read_bytes()
+    first = review(orjson.loads(raw), config)
+    expected = orjson.dumps(first.review)
+    assert first.decision == "injected" and first.patched_pod is not None and first.patch is not None
+    _scribble(first.patched_pod)
+    _scribble(first.patch)
+    second = review(orjson.loads(raw), config)
+    assert orjson.dumps(second.review) == expected
+    assert config.model_dump() == pristine
+
+
+def test_resolve_is_memoized_per_config_and_a_new_config_starts_empty() -> None:
+    config = load_config_file(CONFIG)
+    raw = TYPICAL.read_bytes()
+    review(orjson.loads(raw), config)
+    review(orjson.loads(raw), config)
+    assert len(config.resolved) == 1
+    (settings, _), = config.resolved.values()
+    assert "inject" in settings.plan_cache
+    assert load_config_file(CONFIG).resolved == {}
+
+
+def test_templates_that_orjson_would_change_are_copied_by_walking() -> None:
+    assert _pure_json({"a": [1, 2.5, "x", None, True, {"b": {}}]})
+    for odd in ({"a": (1, 2)}, {"a": float("nan")}, {"a": 2**70}, {1: "x"}, {"a": b"x"}):
+        assert not _pure_json(odd)
+        template = _Template(odd)  # type: ignore[arg-type]
+        copied = template.copy()
+        assert copied == odd and type(copied) is dict and copied is not odd
