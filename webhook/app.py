@@ -30,6 +30,7 @@ from webhook.deadline import run_within
 from webhook.errors import ReviewError
 from webhook.metrics import Metrics, exposition
 from webhook.mutate import Outcome, on_error, review
+from webhook.review_cache import ReviewCache, review_key, with_uid
 
 MUTATE_PATH = "/mutate"
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request size limit
@@ -56,6 +57,7 @@ class ServiceState:
     certificate_loaded: bool = False
     draining: bool = False
     executor: Executor | None = None
+    review_cache: ReviewCache | None = None  # None: every review is worked out
 
     def not_ready_reasons(self) -> list[str]:
         reasons = []
@@ -83,6 +85,7 @@ class Reply:
     uid: str | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
     exc: BaseException | None = None
+    cached: bool | None = None  # answered from the review cache (None: the cache was not asked)
 
 
 def error_reply(status: int, reason: str, message: str, uid: str | None = None, **extra: Any) -> Reply:
@@ -126,12 +129,21 @@ def _uid_of(body: Any) -> str | None:
     return uid if isinstance(uid, str) else None
 
 
-def answer(raw: bytes, config: Config) -> Reply:
-    """Body bytes -> reply: 200 with the AdmissionReview response, 400 for a bad review, 500 for a bug."""
+def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Reply:
+    """Body bytes -> reply: 200 with the AdmissionReview response, 400 for a bad review, 500 for a bug.
+
+    With a ``cache``, a review identical to an earlier one but for its uid gets the earlier answer
+    with its own uid (see webhook.review_cache)."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
+    key = review_key(body) if cache is not None else None
+    if key is not None:
+        assert cache is not None
+        found = cache.get(key[0], config)
+        if found is not None:
+            return outcome_reply(with_uid(found, key[1]), cached=True)
     try:
         outcome = review(body, config)
     except ReviewError as error:
@@ -141,7 +153,12 @@ def answer(raw: bytes, config: Config) -> Reply:
     except Exception as error:  # noqa: BLE001 - one bad request must cost one 500, not the worker
         return error_reply(500, "internal-error", "internal error while reviewing; see the webhook's log",
                            _uid_of(body), exc=error)
-    return outcome_reply(outcome)
+    if key is None:
+        return outcome_reply(outcome)
+    reply = outcome_reply(outcome, cached=False)
+    assert cache is not None
+    cache.put(key[0], config, outcome, len(reply.body))
+    return reply
 
 
 def too_deep(body: Any) -> Reply:
@@ -150,8 +167,9 @@ def too_deep(body: Any) -> Reply:
     return error_reply(400, "too-deeply-nested", "request body nests too deeply to review", _uid_of(body))
 
 
-def outcome_reply(outcome: Outcome) -> Reply:
-    return Reply(200, orjson.dumps(outcome.review), outcome.decision, outcome.reason, outcome, uid=outcome.uid)
+def outcome_reply(outcome: Outcome, cached: bool | None = None) -> Reply:
+    return Reply(200, orjson.dumps(outcome.review), outcome.decision, outcome.reason, outcome, uid=outcome.uid,
+                 cached=cached)
 
 
 def deadline_reply(raw: bytes, config: Config) -> Reply:
@@ -237,6 +255,8 @@ def review_fields(reply: Reply, seconds: float) -> dict[str, Any]:
 def count(metrics: Metrics, reply: Reply, seconds: float) -> None:
     """Count and time one /mutate request (before the reply leaves, so a scrape that follows sees it)."""
     metrics.count_review(reply.decision, reply.reason)
+    if reply.cached is not None:
+        metrics.count_cache(reply.cached)
     metrics.review_duration.observe(seconds)
 
 
@@ -264,7 +284,9 @@ async def serve_mutate(scope: Scope, receive: Receive, send: Send, state: Servic
         if raw is None:
             reply = too_large(limit)
         else:
-            reply = await answer_in_time(raw, state.config, started, state.executor)
+            cache = state.review_cache
+            judge = answer if cache is None else lambda raw, config: answer(raw, config, cache)
+            reply = await answer_in_time(raw, state.config, started, state.executor, judge)
     seconds = time.perf_counter() - started
     count(state.metrics, reply, seconds)
     await send_reply(send, reply, close=state.draining)

@@ -38,6 +38,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a non-negative integer")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -107,6 +114,10 @@ def _serve_parser(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -
         "at once", type=_positive_int, metavar="N")
     opt("--health-port", None, "also serve /healthz, /readyz and /metrics (only) over plain HTTP on this port, "
         "for probes that cannot present a client certificate; off unless set", type=_port, metavar="PORT")
+    opt("--review-cache", 512, "answers kept per worker for reviews identical but for their uid (the Pods of "
+        "one ReplicaSet or Job); 0 turns the cache off", type=_non_negative_int, metavar="N")
+    serve.add_argument("--no-review-cache", dest="review_cache", action="store_const", const=0,
+                       help="same as --review-cache 0")
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -200,6 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         header_timeout=args.header_timeout,
         max_connections=args.max_connections,
         health_port=args.health_port,
+        review_cache=int(args.review_cache),
     )
     try:
         return run(options)

@@ -35,6 +35,7 @@ class Metrics:
     registry: CollectorRegistry
     reviews: Counter
     review_duration: Histogram
+    review_cache: Counter
     config_reloads: Counter
     certificate_reloads: Counter
     config_info: Gauge
@@ -47,6 +48,14 @@ class Metrics:
         child = self._review_children.get((decision, reason))
         if child is None:
             child = self._review_children[(decision, reason)] = self.reviews.labels(decision=decision, reason=reason)
+        child.inc()
+
+    def count_cache(self, hit: bool) -> None:
+        """review_cache{result=hit|miss} += 1."""
+        key = ("cache", "hit" if hit else "miss")
+        child = self._review_children.get(key)
+        if child is None:
+            child = self._review_children[key] = self.review_cache.labels(result=key[1])
         child.inc()
 
 
@@ -65,6 +74,13 @@ def create_metrics(multiproc_dir: str | None = None) -> Metrics:
             "sidecar_injector_review_duration_seconds",
             "Time from request start to response sent for POST /mutate.",
             buckets=DURATION_BUCKETS,
+            registry=registry,
+        ),
+        review_cache=Counter(
+            "sidecar_injector_review_cache",
+            "Reviews answered from the cache of identical reviews (hit) or worked out and offered to it "
+            "(miss); reviews the cache cannot hold (bad bodies) are not counted.",
+            ("result",),
             registry=registry,
         ),
         config_reloads=Counter(

@@ -46,6 +46,7 @@ from webhook.connections import REQUEST_TIMEOUT_SECONDS, timed_protocol
 from webhook.deadline import offload_executor
 from webhook.errors import ConfigError
 from webhook.logging_setup import setup_logging
+from webhook.review_cache import DEFAULT_ENTRIES, ReviewCache
 from webhook.metrics import (
     MULTIPROC_ENV,
     Metrics,
@@ -100,6 +101,7 @@ class ServeOptions:
     header_timeout: float = REQUEST_TIMEOUT_SECONDS
     max_connections: int = LIMIT_CONCURRENCY
     health_port: int | None = None  # None: probes and metrics on the main port only
+    review_cache: int = DEFAULT_ENTRIES  # answers kept per worker for identical reviews; 0: off
 
     @property
     def cert_file(self) -> Path:
@@ -171,6 +173,8 @@ class ConfigReloader:
             return
         old_hash = self.state.config.config_hash
         self.state.config = config
+        if self.state.review_cache is not None:
+            self.state.review_cache.clear()  # it would also notice the new config; this frees it now
         self._loaded, self._rejected = signature, None
         metrics.config_reloads.labels(result="success").inc()
         set_config_hash(metrics, config.config_hash, old_hash)
@@ -395,7 +399,8 @@ def serve_worker(options: ServeOptions, sock: socket.socket, health_sock: socket
     set_config_hash(metrics, config.config_hash, None)
     executor = offload_executor()
     state = ServiceState(config=config, metrics=metrics, max_body_bytes=options.max_body_bytes,
-                         certificate_loaded=True, executor=executor)
+                         certificate_loaded=True, executor=executor,
+                         review_cache=ReviewCache(options.review_cache) if options.review_cache > 0 else None)
     checks: list[Callable[[], None]] = [CertificateReloader(tls, metrics).check]
     if options.config_file is not None:
         checks.append(ConfigReloader(options, state, config_signature).check)

@@ -1,0 +1,138 @@
+"""The cache of identical reviews: same answer with the new uid, misses on any other difference,
+emptied by a config reload, bounded; counted and logged like any review."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from webhook.app import answer, count, log_review
+from webhook.config import load_config_file, override
+from webhook.metrics import create_metrics, exposition
+from webhook.review_cache import ReviewCache
+from webhook.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = load_config_file(ROOT / "bench" / "config.yaml")
+TYPICAL: dict[str, Any] = orjson.loads((ROOT / "bench" / "fixtures" / "typical.review.json").read_bytes())
+
+
+def _body(uid: str = "uid-1", **changes: Any) -> bytes:
+    review = copy.deepcopy(TYPICAL)
+    review["request"]["uid"] = uid
+    for key, value in changes.items():
+        review["request"][key] = value
+    return orjson.dumps(review)
+
+
+def test_a_repeat_with_another_uid_is_answered_from_the_cache_with_its_own_uid() -> None:
+    cache = ReviewCache(8)
+    first = answer(_body("uid-1"), CONFIG, cache)
+    second = answer(_body("uid-2"), CONFIG, cache)
+    third = answer(_body("uid-3"), CONFIG, cache)
+    uncached = answer(_body("uid-2"), CONFIG)
+    assert (first.cached, second.cached, third.cached, uncached.cached) == (False, True, True, None)
+    assert second.body == uncached.body  # byte for byte what working it out gives
+    assert orjson.loads(second.body)["response"]["uid"] == "uid-2" and second.uid == "uid-2"
+    assert orjson.loads(third.body)["response"]["uid"] == "uid-3"
+    assert (second.status, second.decision, second.reason) == (first.status, first.decision, first.reason)
+    assert second.outcome is not None and second.outcome.uid == "uid-2"
+    assert orjson.loads(base64.b64decode(orjson.loads(second.body)["response"]["patch"]))
+    assert len(cache) == 1
+
+
+@pytest.mark.parametrize("change", [
+    {"namespace": "other"},
+    {"operation": "UPDATE"},
+    {"subResource": "status"},
+    {"userInfo": {"username": "someone-else"}},
+    {"dryRun": True},
+])
+def test_any_other_difference_misses(change: dict[str, Any]) -> None:
+    cache = ReviewCache(8)
+    answer(_body("uid-1"), CONFIG, cache)
+    other = answer(_body("uid-2", **change), CONFIG, cache)
+    assert other.cached is False
+    assert other.body == answer(_body("uid-2", **change), CONFIG).body
+
+
+def test_a_different_object_misses() -> None:
+    cache = ReviewCache(8)
+    answer(_body("uid-1"), CONFIG, cache)
+    review = orjson.loads(_body("uid-2"))
+    review["request"]["object"]["metadata"]["labels"]["extra"] = "1"
+    assert answer(orjson.dumps(review), CONFIG, cache).cached is False
+    review["apiVersion"] = "admission.k8s.io/v1beta1"
+    reply = answer(orjson.dumps(review), CONFIG, cache)
+    assert reply.cached is False and orjson.loads(reply.body)["apiVersion"] == "admission.k8s.io/v1beta1"
+
+
+def test_a_new_config_empties_it() -> None:
+    cache = ReviewCache(8)
+    answer(_body("uid-1"), CONFIG, cache)
+    reloaded = override(CONFIG, "deadlineSeconds", 3, "test")  # an equal config is still a reload
+    assert answer(_body("uid-2"), reloaded, cache).cached is False
+    assert answer(_body("uid-3"), reloaded, cache).cached is True
+    cache.clear()
+    assert len(cache) == 0 and answer(_body("uid-4"), reloaded, cache).cached is False
+
+
+def test_it_is_bounded_and_keeps_the_recently_used() -> None:
+    cache = ReviewCache(3)
+    for n in range(5):
+        answer(_body(f"a{n}", namespace=f"ns-{n}"), CONFIG, cache)
+    assert len(cache) == 3
+    assert answer(_body("b", namespace="ns-0"), CONFIG, cache).cached is False  # evicted
+    assert answer(_body("c", namespace="ns-4"), CONFIG, cache).cached is True
+
+
+def test_bad_reviews_and_on_error_answers_are_not_kept() -> None:
+    cache = ReviewCache(8)
+    assert answer(b"{}", CONFIG, cache).status == 400
+    assert answer(_body(""), CONFIG, cache).status == 400
+    small = override(CONFIG, "limits", {"maxPatchBytes": 1024}, "test")
+    assert answer(_body("x"), small, cache).decision == "error"
+    assert answer(_body("y"), small, cache).cached is False
+    assert len(cache) == 0
+
+
+def test_hits_are_counted_and_logged_with_their_uid(caplog: pytest.LogCaptureFixture) -> None:
+    cache = ReviewCache(8)
+    metrics = create_metrics()
+    caplog.set_level(logging.INFO, logger="webhook.review")
+    for uid in ("u1", "u2", "u3"):
+        reply = answer(_body(uid), CONFIG, cache)
+        count(metrics, reply, 0.001)
+        log_review(reply, 0.001)
+    text = exposition(metrics)[0].decode()
+    assert 'sidecar_injector_review_cache_total{result="hit"} 2.0' in text
+    assert 'sidecar_injector_review_cache_total{result="miss"} 1.0' in text
+    assert 'sidecar_injector_reviews_total{decision="injected",reason="injected"} 3.0' in text
+    lines = [r.fields for r in caplog.records if r.name == "webhook.review"]  # type: ignore[attr-defined]
+    assert [(f["uid"], f["decision"]) for f in lines] == [("u1", "injected"), ("u2", "injected"), ("u3", "injected")]
+
+
+def test_the_flag_and_its_env_var() -> None:
+    assert build_parser({}).parse_args(["serve"]).review_cache == 512
+    assert build_parser({}).parse_args(["serve", "--no-review-cache"]).review_cache == 0
+    assert build_parser({"SIDECAR_INJECTOR_REVIEW_CACHE": "0"}).parse_args(["serve"]).review_cache == 0
+    assert build_parser({}).parse_args(["serve", "--review-cache", "64"]).review_cache == 64
+
+
+def test_a_kept_outcome_has_every_field_but_the_pod_and_the_ops() -> None:
+    import dataclasses
+
+    cache = ReviewCache(8)
+    first = answer(_body("uid-1"), CONFIG, cache)
+    kept = cache.get(next(iter(cache._outcomes)), CONFIG)
+    assert kept is not None and first.outcome is not None
+    for field in dataclasses.fields(first.outcome):
+        if field.name not in ("patch", "patched_pod"):
+            assert getattr(kept, field.name) == getattr(first.outcome, field.name), field.name
+    assert kept.patch is None and kept.patched_pod is None
