@@ -8,6 +8,12 @@
 --                       <prefix>.<thread> (one body per line) for the Python-side check
 --   BENCH_SAMPLE_EVERY  default 500
 --   BENCH_SAMPLE_MAX    bodies kept per thread, default 40
+--   BENCH_VARY          "" (default): every request sends the body as is;
+--                       "label": the body holds the placeholder BENCHVARY000000 (a label value) and
+--                       every request gets a value of its own (every body distinct, same uid);
+--                       "uid": the placeholder is the request's uid: every request gets a uid of its
+--                       own (bodies identical but for the uid, like the Pods of one ReplicaSet) and
+--                       every response must carry the uid of a request still waiting for its answer
 --   BENCH_LIMIT         stop a thread after this many responses (0 = run for -d); wrk's main
 --                       thread sleeps for all of -d regardless, so the thread also creates the
 --                       file BENCH_DONE and the caller then sends wrk SIGINT (wrk prints and exits)
@@ -38,6 +44,40 @@ wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
 
+local vary = os.getenv("BENCH_VARY") or ""
+local PLACEHOLDER = "BENCHVARY000000"
+local body_head, body_tail = nil, nil
+if vary ~= "" then
+  local a, b = body:find(PLACEHOLDER, 1, true)
+  assert(a, "BENCH_VARY needs the placeholder " .. PLACEHOLDER .. " in the body")
+  body_head, body_tail = body:sub(1, a - 1), body:sub(b + 1)
+end
+local sent = 0
+local waiting = {}  -- uid mode: uids sent and not answered yet
+
+if vary ~= "" then
+  function request()
+    sent = sent + 1
+    local value = string.format("v%014d", sent)  -- as long as the placeholder: a fixed body length
+    if vary == "uid" then
+      waiting[value] = true
+    end
+    return wrk.format(nil, nil, nil, body_head .. value .. body_tail)
+  end
+end
+
+local function uid_ok(resp)
+  if vary ~= "uid" then
+    return resp:find(uid_needle, 1, true) or resp:find(uid_needle_spaced, 1, true)
+  end
+  local uid = resp:match('"uid":%s*"([^"]*)"')
+  if uid ~= nil and waiting[uid] then
+    waiting[uid] = nil
+    return true
+  end
+  return false
+end
+
 -- main state: give each thread an id and remember it, to add the counts up in done()
 local threads = {}
 local next_id = 0
@@ -63,13 +103,12 @@ function response(status, headers, resp)
   if status ~= 200 then
     bad_status = bad_status + 1
   elseif patch_needle ~= nil then
-    if resp:find(patch_needle, 1, true) and resp:find(uid_needle, 1, true) then
+    if resp:find(patch_needle, 1, true) and uid_ok(resp) then
       ok = ok + 1
     else
       bad_body = bad_body + 1
     end
-  elseif (resp:find(uid_needle, 1, true) or resp:find(uid_needle_spaced, 1, true))
-      and resp:find('"patch"', 1, true) then
+  elseif uid_ok(resp) and resp:find('"patch"', 1, true) then
     ok = ok + 1
   else
     bad_body = bad_body + 1

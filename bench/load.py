@@ -31,6 +31,7 @@ REPO = BENCH_DIR.parent
 HOST = "127.0.0.1"  # loopback only
 CHECK_LUA = BENCH_DIR / "check.lua"
 START_TIMEOUT = 30.0
+VARY_PLACEHOLDER = "BENCHVARY000000"  # check.lua replaces it per request (BENCH_VARY)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -123,7 +124,7 @@ class ServerProc:
 
 
 def server_command(kind: str, port: int, cert_dir: Path, config: Path, floor_answers: list[str],
-                   workers: int = 1, log_level: str = "info") -> list[str]:
+                   workers: int = 1, log_level: str = "info", extra: tuple[str, ...] = ()) -> list[str]:
     py = sys.executable
     if kind == "floor":
         answers = [arg for answer in floor_answers for arg in ("--answer", answer)]
@@ -132,7 +133,7 @@ def server_command(kind: str, port: int, cert_dir: Path, config: Path, floor_ans
         # `sidecar-injector serve`, through `python -m webhook` so the venv's interpreter is used.
         return [py, "-m", "webhook", "serve", "--host", HOST, "--port", str(port), "--cert-dir", str(cert_dir),
                 "--config", str(config), "--workers", str(workers), "--log-level", log_level,
-                "--drain-seconds", "0"]
+                "--drain-seconds", "0", *extra]
     if kind == "kopf":
         return [py, "-m", "bench.kopf_peer", "--port", str(port), "--cert-dir", str(cert_dir), "--config", str(config)]
     raise ValueError(kind)
@@ -234,11 +235,17 @@ def have_wrk() -> bool:
 
 def run_wrk(server: ServerProc, fixture: Fixture, files: dict[str, Path], work_dir: Path, duration: float,
             connections: int, client_cores: tuple[int, ...] | None, limit: int = 0, sample_every: int = 200,
-            exact_patch: bool = True) -> LoadResult:
-    """One wrk run; every response checked in Lua, sampled bodies verified here in full."""
+            exact_patch: bool = True, vary: str = "") -> LoadResult:
+    """One wrk run; every response checked in Lua, sampled bodies verified here in full.
+
+    ``vary``: "" sends the fixture as is; "label" gives every request a label value of its own
+    (every body distinct); "uid" a uid of its own (identical but for the uid). See check.lua.
+    """
     sample_prefix = work_dir / f"sample-{server.name}-{fixture.name}-{time.monotonic_ns()}"
     done_file = sample_prefix.with_name(sample_prefix.name + ".done")
-    env = dict(os.environ, BENCH_BODY=str(files["body"]), BENCH_UID=fixture.uid, BENCH_DONE=str(done_file),
+    body_file = {"": files["body"], "label": files.get("distinct"), "uid": files.get("uids")}[vary]
+    env = dict(os.environ, BENCH_BODY=str(body_file), BENCH_UID=fixture.uid, BENCH_DONE=str(done_file),
+               BENCH_VARY=vary,
                BENCH_PATCH=str(files["patch"]) if exact_patch else "", BENCH_SAMPLE=str(sample_prefix),
                BENCH_SAMPLE_EVERY=str(sample_every), BENCH_SAMPLE_MAX="40", BENCH_LIMIT=str(limit))
     seconds = max(1, round(duration)) if not limit else 600
@@ -268,6 +275,8 @@ def run_wrk(server: ServerProc, fixture: Fixture, files: dict[str, Path], work_d
     sampled = 0
     for path in sorted(work_dir.glob(sample_prefix.name + ".*")):
         for body in path.read_bytes().splitlines():
+            if vary == "uid":  # Lua matched the uid to a request it sent; the rest is checked as usual
+                body = with_fixture_uid(body, fixture)
             verify_response(body, fixture)  # raises VerificationError: the run does not count
             sampled += 1
         path.unlink()
@@ -279,6 +288,19 @@ def run_wrk(server: ServerProc, fixture: Fixture, files: dict[str, Path], work_d
         p50_ms=data["p50_us"] / 1000, p99_ms=data["p99_us"] / 1000, max_ms=data["max_us"] / 1000,
         sampled=sampled, server_cpu_s=server_cpu, client_cpu_s=client_cpu, errors=errors,
     )
+
+
+def with_fixture_uid(body: bytes, fixture: Fixture) -> bytes:
+    """A response to a uid-varied request, with the fixture's uid put back (for verify_response)."""
+    try:
+        review = orjson.loads(body)
+        uid = review["response"]["uid"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+        raise VerificationError(f"not an AdmissionReview response: {error}") from None
+    if not (isinstance(uid, str) and len(uid) == len(VARY_PLACEHOLDER) and uid.startswith("v") and uid[1:].isdigit()):
+        raise VerificationError(f"response uid {uid!r} is not one the load generator sends")
+    review["response"]["uid"] = fixture.uid
+    return orjson.dumps(review)
 
 
 async def _python_connection(port: int, context: ssl.SSLContext, payload: bytes, fixture: Fixture, deadline: float,

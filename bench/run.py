@@ -70,6 +70,8 @@ class Report:
     env: dict[str, str] = field(default_factory=dict)
     micro: list[MicroResult] = field(default_factory=list)
     runs: list[tuple[int, load.LoadResult]] = field(default_factory=list)  # (round, result)
+    vary: str = ""  # the main load's BENCH_VARY: "label" (every body distinct) with wrk
+    cache_runs: list[tuple[int, load.LoadResult]] = field(default_factory=list)  # ours-uids, ours-nocache
     scaling: list[tuple[int, load.LoadResult]] = field(default_factory=list)
     rss: list[tuple[int, int]] = field(default_factory=list)  # (requests served, RSS KiB)
     capacity: list[float] = field(default_factory=list)  # CPU of 2 busy processes / 1 alone
@@ -141,6 +143,20 @@ def _prepare(work: Path, config_path: Path) -> tuple[Path, dict[str, Fixture], d
         patch_file.write_text(patch)
         files[name] = {"body": body_file, "answer": answer_file, "patch": patch_file}
         floor_answers.append(f"{len(fixture.raw)}:{answer_file}")
+        # Variants for check.lua's BENCH_VARY: an extra label whose value changes per request
+        # (same uid, same patch: labels are not in it), and the uid itself changing per request.
+        review = orjson.loads(fixture.raw)
+        review["request"]["object"]["metadata"].setdefault("labels", {})["bench-request"] = load.VARY_PLACEHOLDER
+        distinct = orjson.dumps(review)
+        review = orjson.loads(fixture.raw)
+        review["request"]["uid"] = load.VARY_PLACEHOLDER
+        files[name]["distinct"], files[name]["uids"] = work / f"{name}.distinct.json", work / f"{name}.uids.json"
+        files[name]["distinct"].write_bytes(distinct)
+        files[name]["uids"].write_bytes(orjson.dumps(review))
+        varied = orjson.loads(distinct.replace(load.VARY_PLACEHOLDER.encode(), b"v00000000000001"))
+        if orjson.loads(answer(orjson.dumps(varied), config).body)["response"]["patch"] != patch:
+            raise RuntimeError(f"{name}: a label changes the patch; the distinct-bodies load cannot use the exact check")
+        floor_answers.append(f"{len(distinct)}:{answer_file}")  # the floor picks its answer by body length
     return cert_dir, fixtures, files, floor_answers
 
 
@@ -206,22 +222,31 @@ def run(plan: Plan, keep: bool = False) -> Report:
         cert_dir, fixtures, files, floor_answers = _prepare(work, BENCH_CONFIG)
         ca_file = cert_dir / "ca.crt"
 
-        def start(name: str, kind: str, cores: tuple[int, ...] | None, workers: int = 1) -> load.ServerProc:
+        def start(name: str, kind: str, cores: tuple[int, ...] | None, workers: int = 1,
+                  extra: tuple[str, ...] = ()) -> load.ServerProc:
             port = load.free_port()
-            command = load.server_command(kind, port, cert_dir, BENCH_CONFIG, floor_answers, workers, plan.log_level)
+            command = load.server_command(kind, port, cert_dir, BENCH_CONFIG, floor_answers, workers, plan.log_level,
+                                          extra)
             log(f"starting {name}: {' '.join(Path(c).name if c == sys.executable else c for c in command)}")
             server = load.start_server(name, command, port, work, cores, ca_file, fixtures["typical"])
             servers[name] = server
             report.tls[name] = load.negotiated(port, ca_file)
             return server
 
+        # Our server keeps answers to reviews identical but for their uid, so the main load sends
+        # every request a body of its own (a unique label value): what the targets are judged on.
+        report.vary = "label" if plan.client == "wrk" else ""
+        if not report.vary:
+            report.notes.append("the Python client sends one body again and again: our server answers repeats "
+                                "from its review cache, so its figures are those of identical reviews")
+
         def drive(server: load.ServerProc, fixture: Fixture, duration: float, cores: tuple[int, ...] | None,
-                  limit: int = 0) -> load.LoadResult:
+                  limit: int = 0, vary: str | None = None) -> load.LoadResult:
             if plan.client == "python":
                 return load.run_python_client(server, fixture, ca_file, duration, plan.connections, cores, limit)
             exact = server.name != "kopf"  # kopf builds its own (different, equivalent) patch
             return load.run_wrk(server, fixture, files[fixture.name], work, duration, plan.connections, cores, limit,
-                                exact_patch=exact)
+                                exact_patch=exact, vary=report.vary if vary is None else vary)
 
         names = [name for name in SERVERS if name != "kopf" or plan.kopf]
         for name in list(names):
@@ -232,9 +257,17 @@ def run(plan: Plan, keep: bool = False) -> Report:
                     raise
                 report.notes.append(f"kopf peer skipped: {str(error).splitlines()[0]}")
                 names.remove("kopf")
+        # The review cache side by side (wrk only): ours on bodies identical but for the uid (the
+        # Pods of one ReplicaSet or Job: cache hits) and ours with the cache off on distinct bodies.
+        cache_loads: list[tuple[str, str]] = []
+        if plan.client == "wrk":
+            start("ours-nocache", "ours", server_cores, extra=("--no-review-cache",))
+            cache_loads = [("ours", "uid"), ("ours-nocache", "label")]
         for name in names:  # warm-up, not counted
             for fixture in fixtures.values():
                 drive(servers[name], fixture, plan.warmup, client_cores)
+        if cache_loads:
+            drive(servers["ours-nocache"], fixtures["typical"], plan.warmup, client_cores)
 
         for round_no in range(plan.rounds):
             order = names[round_no % len(names):] + names[:round_no % len(names)]
@@ -245,6 +278,12 @@ def run(plan: Plan, keep: bool = False) -> Report:
                                       name, fixture.name)
                     if result is not None:
                         report.runs.append((round_no, result))
+            for name, vary in (cache_loads if round_no % 2 == 0 else cache_loads[::-1]):
+                result = _checked(report, lambda: drive(servers[name], fixtures["typical"], plan.duration,
+                                                        client_cores, vary=vary), f"{name}/{vary}", "typical")
+                if result is not None:
+                    result.server = f"{name}/{vary}"
+                    report.cache_runs.append((round_no, result))
 
         if plan.scaling:
             two = start("ours-2w", "ours", None, workers=2)
@@ -333,6 +372,10 @@ def format_report(report: Report) -> str:
     out.append(f"- **plan**: {plan.rounds} alternating rounds of {plan.duration:g} s per server and fixture "
                f"(after {plan.warmup:g} s warm-up), {plan.connections} keep-alive connections, {pinning}; "
                f"server log level {plan.log_level}; total {report.seconds:.0f} s")
+    if report.vary == "label":
+        out.append("- **load**: every request's body is distinct (wrk gives each one a unique value of an extra "
+                   "label, `bench-request`; same uid, same expected patch), so our review cache never hits; "
+                   "scaling and RSS runs too. The review-cache table shows bodies identical but for the uid.")
     out += [f"- note: {note}" for note in report.notes]
 
     out.append("\n### In-process handler (ratio to orjson.loads of the same body; median (min-max) of "
@@ -366,6 +409,36 @@ def format_report(report: Report) -> str:
             if values:
                 per_cpu = _ratio(report.runs, fixture, top, bottom, _per_cpu)
                 out.append(f"| {top} / {bottom} | {_fmt(values, 3)} | {_fmt(per_cpu, 3)} |")
+
+    if report.cache_runs:
+        out.append("\n### Review cache: typical Pod, 1 worker, " f"{plan.connections} connections, same rounds as above\n")
+        out.append("Our server keeps answers to reviews that are identical but for `request.uid` (the Pods of one "
+                   "ReplicaSet scale-up or Job). **(b)** is the load of the tables above: every request's body is "
+                   "distinct (a unique label value), so every review misses the cache; the targets are judged on it. "
+                   "**(a)** sends bodies identical but for a unique uid per request: every review after the first "
+                   "is a cache hit, which is what a rollout sees, not what a stream of unrelated Pods sees.\n")
+        out.append("| server and load | req/s | p50 ms | p99 ms | server CPU µs/req | / floor (b), req/s | "
+                   "/ floor (b), per CPU-s | / kopf (b), req/s | failed |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        main = {"floor": _by(report.runs, "floor", "typical"), "kopf": _by(report.runs, "kopf", "typical")}
+        rows = (("ours, (a) identical but for the uid: cache hits", _by(report.cache_runs, "ours/uid", "typical")),
+                ("ours, (b) every body distinct: cache misses", _by(report.runs, "ours", "typical")),
+                ("ours --no-review-cache, (b) every body distinct",
+                 _by(report.cache_runs, "ours-nocache/label", "typical")))
+        for label, by_round in rows:
+            results = list(by_round.values())
+            if not results:
+                continue
+
+            def vs(base: str, metric: Callable[[load.LoadResult], float] = lambda r: r.rps) -> str:
+                values = [metric(by_round[r]) / metric(main[base][r]) for r in sorted(by_round)
+                          if r in main[base] and metric(main[base][r]) > 0]
+                return _fmt(values, 3) if values else "-"
+
+            out.append(f"| {label} | {_fmt([r.rps for r in results])} | {_fmt([r.p50_ms for r in results], 2)} "
+                       f"| {_fmt([r.p99_ms for r in results], 2)} "
+                       f"| {_fmt([1e6 / _per_cpu(r) for r in results if _per_cpu(r)])} "
+                       f"| {vs('floor')} | {vs('floor', _per_cpu)} | {vs('kopf')} | {sum(r.bad for r in results)} |")
 
     if report.scaling:
         one = list(_by(report.scaling, "ours", "typical").values())
