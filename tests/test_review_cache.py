@@ -1,5 +1,6 @@
 """The cache of identical reviews: same answer with the new uid, misses on any other difference,
-emptied by a config reload, bounded; counted and logged like any review."""
+emptied by a config reload, bounded; counted and logged like any review. An answer is kept the
+second time its review is seen, so the third is the first hit."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def _body(uid: str = "uid-1", **changes: Any) -> bytes:
 
 def test_a_repeat_with_another_uid_is_answered_from_the_cache_with_its_own_uid() -> None:
     cache = ReviewCache(8)
+    answer(_body("uid-0"), CONFIG, cache)  # seen once: not kept yet
+    assert len(cache) == 0
     first = answer(_body("uid-1"), CONFIG, cache)
     second = answer(_body("uid-2"), CONFIG, cache)
     third = answer(_body("uid-3"), CONFIG, cache)
@@ -56,6 +59,7 @@ def test_a_repeat_with_another_uid_is_answered_from_the_cache_with_its_own_uid()
 ])
 def test_any_other_difference_misses(change: dict[str, Any]) -> None:
     cache = ReviewCache(8)
+    answer(_body("uid-0"), CONFIG, cache)
     answer(_body("uid-1"), CONFIG, cache)
     other = answer(_body("uid-2", **change), CONFIG, cache)
     assert other.cached is False
@@ -64,6 +68,7 @@ def test_any_other_difference_misses(change: dict[str, Any]) -> None:
 
 def test_a_different_object_misses() -> None:
     cache = ReviewCache(8)
+    answer(_body("uid-0"), CONFIG, cache)
     answer(_body("uid-1"), CONFIG, cache)
     review = orjson.loads(_body("uid-2"))
     review["request"]["object"]["metadata"]["labels"]["extra"] = "1"
@@ -75,18 +80,22 @@ def test_a_different_object_misses() -> None:
 
 def test_a_new_config_empties_it() -> None:
     cache = ReviewCache(8)
+    answer(_body("uid-0"), CONFIG, cache)
     answer(_body("uid-1"), CONFIG, cache)
+    assert answer(_body("uid-1b"), CONFIG, cache).cached is True
     reloaded = override(CONFIG, "deadlineSeconds", 3, "test")  # an equal config is still a reload
     assert answer(_body("uid-2"), reloaded, cache).cached is False
-    assert answer(_body("uid-3"), reloaded, cache).cached is True
+    assert answer(_body("uid-3"), reloaded, cache).cached is False
+    assert answer(_body("uid-4"), reloaded, cache).cached is True
     cache.clear()
-    assert len(cache) == 0 and answer(_body("uid-4"), reloaded, cache).cached is False
+    assert len(cache) == 0 and answer(_body("uid-5"), reloaded, cache).cached is False
 
 
 def test_it_is_bounded_and_keeps_the_recently_used() -> None:
     cache = ReviewCache(3)
     for n in range(5):
         answer(_body(f"a{n}", namespace=f"ns-{n}"), CONFIG, cache)
+        answer(_body(f"b{n}", namespace=f"ns-{n}"), CONFIG, cache)
     assert len(cache) == 3
     assert answer(_body("b", namespace="ns-0"), CONFIG, cache).cached is False  # evicted
     assert answer(_body("c", namespace="ns-4"), CONFIG, cache).cached is True
@@ -106,16 +115,16 @@ def test_hits_are_counted_and_logged_with_their_uid(caplog: pytest.LogCaptureFix
     cache = ReviewCache(8)
     metrics = create_metrics()
     caplog.set_level(logging.INFO, logger="webhook.review")
-    for uid in ("u1", "u2", "u3"):
+    for uid in ("u1", "u2", "u3", "u4"):
         reply = answer(_body(uid), CONFIG, cache)
         count(metrics, reply, 0.001)
         log_review(reply, 0.001)
     text = exposition(metrics)[0].decode()
     assert 'sidecar_injector_review_cache_total{result="hit"} 2.0' in text
-    assert 'sidecar_injector_review_cache_total{result="miss"} 1.0' in text
-    assert 'sidecar_injector_reviews_total{decision="injected",reason="injected"} 3.0' in text
+    assert 'sidecar_injector_review_cache_total{result="miss"} 2.0' in text
+    assert 'sidecar_injector_reviews_total{decision="injected",reason="injected"} 4.0' in text
     lines = [r.fields for r in caplog.records if r.name == "webhook.review"]  # type: ignore[attr-defined]
-    assert [(f["uid"], f["decision"]) for f in lines] == [("u1", "injected"), ("u2", "injected"), ("u3", "injected")]
+    assert [(f["uid"], f["decision"]) for f in lines] == [(u, "injected") for u in ("u1", "u2", "u3", "u4")]
 
 
 def test_the_flag_and_its_env_var() -> None:
@@ -129,6 +138,7 @@ def test_a_kept_outcome_has_every_field_but_the_pod_and_the_ops() -> None:
     import dataclasses
 
     cache = ReviewCache(8)
+    answer(_body("uid-0"), CONFIG, cache)
     first = answer(_body("uid-1"), CONFIG, cache)
     kept = cache.get(next(iter(cache._outcomes)), CONFIG)
     assert kept is not None and first.outcome is not None
@@ -136,3 +146,48 @@ def test_a_kept_outcome_has_every_field_but_the_pod_and_the_ops() -> None:
         if field.name not in ("patch", "patched_pod"):
             assert getattr(kept, field.name) == getattr(first.outcome, field.name), field.name
     assert kept.patch is None and kept.patched_pod is None
+
+
+def test_reviews_seen_once_only_fill_a_bounded_set_of_keys() -> None:
+    cache = ReviewCache(2)
+    for n in range(50):
+        assert answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache).cached is False
+    assert len(cache) == 0 and len(cache._seen) <= 8
+
+
+@pytest.mark.parametrize("how", ["uid also a label value", "escaped uid", "not a plain uid"])
+def test_the_raw_shortcut_falls_back_to_serialising_when_it_cannot_be_sure(how: str) -> None:
+    from webhook.review_cache import review_key
+
+    def body(uid: str, label: str) -> bytes:
+        review = copy.deepcopy(TYPICAL)
+        review["request"]["uid"] = uid
+        review["request"]["object"]["metadata"]["labels"]["x"] = label
+        raw = orjson.dumps(review)
+        if how == "escaped uid":
+            raw = raw.replace(f'"uid":"{uid}"'.encode(), b'"uid":"\\u0061' + uid[1:].encode() + b'"')
+        return raw
+
+    uids = ("a1", "a2", "a3") if how != "not a plain uid" else ("a 1", "a 2", "a 3")
+    raws = [body(u, u if how == "uid also a label value" else "same") for u in uids]
+    fast = [review_key(orjson.loads(r), r) for r in raws]
+    slow = [review_key(orjson.loads(r)) for r in raws]
+    assert fast == slow  # the serialising path, and its keys
+    cache = ReviewCache(8)
+    replies = [answer(r, CONFIG, cache) for r in raws]
+    if how == "uid also a label value":  # the label differs with the uid: never the same review
+        assert [r.cached for r in replies] == [False, False, False]
+    else:
+        assert [r.cached for r in replies] == [False, False, True]
+        assert orjson.loads(replies[2].body)["response"]["uid"] == orjson.loads(raws[2])["request"]["uid"]
+    for raw, reply in zip(raws, replies):
+        assert reply.body == answer(raw, CONFIG).body
+
+
+def test_the_raw_shortcut_and_serialising_agree_on_what_is_the_same_review() -> None:
+    from webhook.review_cache import review_key
+
+    a, b = _body("3f0e-11"), _body("9a9a-22")
+    assert review_key(orjson.loads(a), a)[0] == review_key(orjson.loads(b), b)[0]  # type: ignore[index]
+    c = _body("3f0e-11", namespace="x")
+    assert review_key(orjson.loads(c), c)[0] != review_key(orjson.loads(a), a)[0]  # type: ignore[index]

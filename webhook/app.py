@@ -138,7 +138,7 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
-    key = review_key(body) if cache is not None else None
+    key = review_key(body, raw) if cache is not None else None
     if key is not None:
         assert cache is not None
         found = cache.get(key[0], config)

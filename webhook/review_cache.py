@@ -5,12 +5,14 @@ on CREATE the API server sends the Pod before its name and uid exist. A rollout 
 thousand Pods asks the same question a thousand times; this answers the repeats for about
 the cost of parsing the body.
 
-The key is the whole AdmissionReview re-serialised with ``request.uid`` blanked
+The key is taken from the whole AdmissionReview re-serialised with ``request.uid`` blanked
 (apiVersion, kind, operation, subResource, namespace, userInfo, the object, options:
-everything the answer can depend on), compared byte for byte, so two reviews share an
-entry only when they differ in nothing but their uid; bodies over ``MAX_KEY_BYTES`` are not
-cached (512 keys of 64 KiB stay under 32 MiB). A cache belongs to one config object and
-empties itself when the config is replaced (reload). Only answers the engine gave in full are kept
+everything the answer can depend on): its length, its CRC-32 and Python's hash of it
+(SipHash with a key random per process, so a client cannot aim for a collision), about 96
+bits; keeping the bytes themselves cost more than the cache saved on a miss (memory
+traffic). An answer is kept the second time its review is seen, so a stream of unrelated
+Pods only fills a small set of keys. A cache belongs to one config object and empties
+itself when the config is replaced (reload). Only answers the engine gave in full are kept
 (injected, skipped, denied), never the onError ones (deadline, bound, internal error), and
 only while small (``MAX_ENTRY_BYTES``). A hit is the stored outcome with the new uid put in,
 so the response, the per-review log line and the metrics are what a miss would give.
@@ -19,7 +21,9 @@ so the response, the per-review log line and the metrics are what a miss would g
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
+import zlib
 from collections import OrderedDict
 from typing import Any
 
@@ -29,13 +33,24 @@ from webhook.config import Config
 from webhook.mutate import Outcome
 
 DEFAULT_ENTRIES = 512
-MAX_KEY_BYTES = 64 * 1024  # the blanked review
 MAX_ENTRY_BYTES = 64 * 1024  # the response
+SEEN_PER_ENTRY = 4  # keys of reviews seen once, per entry kept
+
+Key = tuple[int, int, int]
 CACHEABLE = frozenset({"injected", "skipped", "denied"})
 
 
-def review_key(body: Any) -> tuple[bytes, str] | None:
-    """(the body without its uid, the uid), or None if it cannot be a cached review."""
+_PLAIN_UID = re.compile(r"[A-Za-z0-9-]+")
+
+
+def review_key(body: Any, raw: bytes | None = None) -> tuple[Key, str] | None:
+    """(the key of the body without its uid, the uid), or None if it cannot be a cached review.
+
+    ``raw``, the bytes ``body`` was parsed from, allows a shortcut: when the uid is plain
+    (letters, digits, '-': a UUID), the raw body has no \\u escape (so the uid's value is
+    written literally) and it occurs exactly once, that occurrence is request.uid's value and
+    blanking it in the raw bytes gives the same kind of key without serialising the body again.
+    """
     if type(body) is not dict:
         return None
     request = body.get("request")
@@ -44,13 +59,17 @@ def review_key(body: Any) -> tuple[bytes, str] | None:
     uid = request.get("uid")
     if type(uid) is not str or not uid:
         return None
+    if raw is not None and _PLAIN_UID.fullmatch(uid) and b"\\u" not in raw:
+        quoted = b'"' + uid.encode() + b'"'
+        if raw.count(quoted) == 1:
+            blanked = raw.replace(quoted, b'""')
+            return (hash(blanked), zlib.crc32(blanked), len(blanked)), uid
     try:
         blanked = orjson.dumps({**body, "request": {**request, "uid": ""}})
     except orjson.JSONEncodeError:  # nested deeper than orjson writes: just not cached
         return None
-    if len(blanked) > MAX_KEY_BYTES:
-        return None
-    return blanked, uid
+    # A different serialisation from the raw shortcut's: a negative length keeps the two kinds apart.
+    return (hash(blanked), zlib.crc32(blanked), -1 - len(blanked)), uid
 
 
 def with_uid(outcome: Outcome, uid: str) -> Outcome:
@@ -65,16 +84,18 @@ class ReviewCache:
     def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
         self.entries = entries
         self.config: Config | None = None
-        self._outcomes: OrderedDict[bytes, Outcome] = OrderedDict()
+        self._outcomes: OrderedDict[Key, Outcome] = OrderedDict()
+        self._seen: dict[Key, None] = {}
         self._lock = threading.Lock()  # large reviews run in a thread pool
 
     def __len__(self) -> int:
         return len(self._outcomes)
 
-    def get(self, key: bytes, config: Config) -> Outcome | None:
+    def get(self, key: Key, config: Config) -> Outcome | None:
         with self._lock:
             if config is not self.config:
                 self._outcomes.clear()
+                self._seen.clear()
                 self.config = config
                 return None
             outcome = self._outcomes.get(key)
@@ -82,17 +103,27 @@ class ReviewCache:
                 self._outcomes.move_to_end(key)
             return outcome
 
-    def put(self, key: bytes, config: Config, outcome: Outcome, size: int) -> None:
-        """Keep an answer the engine gave in full (not the Pod or the patch ops: only what a reply needs)."""
+    def put(self, key: Key, config: Config, outcome: Outcome, size: int) -> None:
+        """Keep an answer the engine gave in full (not the Pod or the patch ops: only what a reply
+        needs), from the second time its review is seen."""
         if outcome.decision not in CACHEABLE or size > MAX_ENTRY_BYTES or self.entries <= 0:
             return
+        with self._lock:
+            if config is not self.config:
+                self._outcomes.clear()
+                self._seen.clear()
+                self.config = config
+            if key not in self._seen:
+                if len(self._seen) >= SEEN_PER_ENTRY * self.entries:
+                    self._seen.clear()
+                self._seen[key] = None
+                return
         slim = Outcome(outcome.review, outcome.uid, outcome.decision, outcome.reason, outcome.message,
                        outcome.profiles, outcome.warnings, kind=outcome.kind, namespace=outcome.namespace,
                        name=outcome.name, operation=outcome.operation)  # not dataclasses.replace: 2x faster
         with self._lock:
-            if config is not self.config:
-                self._outcomes.clear()
-                self.config = config
+            if config is not self.config:  # replaced meanwhile (a pooled review)
+                return
             self._outcomes[key] = slim
             self._outcomes.move_to_end(key)
             while len(self._outcomes) > self.entries:
@@ -102,4 +133,5 @@ class ReviewCache:
         """Forget everything (the config was reloaded)."""
         with self._lock:
             self._outcomes.clear()
+            self._seen.clear()
             self.config = None
