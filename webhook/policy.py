@@ -171,7 +171,10 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         return skip("malformed-pod", problem)
     annotations, labels = _metadata(pod)
     if ann.STATUS in annotations:
-        return skip("already-injected", f"the Pod already carries {ann.STATUS}")
+        # Not "not injected": on a reinvocation the sidecars are there. A Pod copied from an
+        # injected one carries the annotation too, and this line tells its author why.
+        message = f"the Pod already carries {ann.STATUS}"
+        return Decision(False, "already-injected", message, warnings=(f"already injected: {message}",))
     # Opt-out is read before anything else so an opted-out Pod is never denied over its
     # other annotations; the annotation wins over the label.
     if ann.INJECT in annotations:
