@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import socket
 import ssl
@@ -18,10 +17,10 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tls_support import client_certificate
 from webhook import certs
 from webhook.certs import CertBundle
 from webhook.errors import ConfigError
@@ -425,39 +424,13 @@ def test_build_server_context_errors(bundle: CertBundle, tmp_path: Path) -> None
 # --- mutual TLS -----------------------------------------------------------------------------
 
 
-def _client_cert(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, out: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = out / "client.crt", out / "client.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def client_ca(tmp_path: Path) -> tuple[Path, tuple[Path, Path]]:
     """A client CA (separate from the serving CA) plus one client pair it signed."""
     ca_key, ca = certs.generate_ca("test-client-ca")
     ca_path = tmp_path / "client-ca.crt"
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    return ca_path, _client_cert(ca_key, ca, tmp_path / "client")
+    return ca_path, client_certificate(ca_key, ca, tmp_path / "client")
 
 
 @pytest.mark.parametrize("max_version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
@@ -479,7 +452,7 @@ def test_mtls(
     serving_ca_key = serialization.load_pem_private_key(bundle.ca_key.read_bytes(), password=None)
     assert isinstance(serving_ca_key, ec.EllipticCurvePrivateKey)
     serving_ca = x509.load_pem_x509_certificate(bundle.ca_cert.read_bytes())
-    wrong = _client_cert(serving_ca_key, serving_ca, tmp_path / "wrong")
+    wrong = client_certificate(serving_ca_key, serving_ca, tmp_path / "wrong")
 
     with EchoServer(reloading.context) as srv:
         for rotate in (False, True):

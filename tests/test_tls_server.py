@@ -5,7 +5,6 @@ namespace-restricted profiles end to end over HTTPS."""
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import signal
 import socket
@@ -22,11 +21,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from tls_support import client_certificate
 from conftest import GOLDEN_CONFIG, START_TIMEOUT, Server, free_port, load_review, make_certs, ssl_context_from
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from webhook import certs
 
@@ -101,30 +98,6 @@ def handshakes_with_a_permissive_server(client: ssl.SSLContext, cert_dir: Path) 
     finally:
         thread.join(5)
         theirs.close()
-
-
-def client_certificate(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, out: Path) -> tuple[Path, Path]:
-    """A clientAuth certificate like the API server's (--admission-control-config-file kubeconfig)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    cert_file, key_file = out / "client.crt", out / "client.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
 
 
 def post(client: httpx.Client, review: dict[str, Any]) -> httpx.Response:
