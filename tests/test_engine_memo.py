@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from webhook.config import load_config_file
-from webhook.inject import _pure_json, _Template
+from webhook.jsontree import Template, pure_json
 from webhook.mutate import review
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,9 +59,9 @@ def test_resolve_is_memoized_per_config_and_a_new_config_starts_empty() -> None:
 
 
 def test_templates_that_orjson_would_change_are_copied_by_walking() -> None:
-    assert _pure_json({"a": [1, 2.5, "x", None, True, {"b": {}}]})
+    assert pure_json({"a": [1, 2.5, "x", None, True, {"b": {}}]})
     for odd in ({"a": (1, 2)}, {"a": float("nan")}, {"a": 2**70}, {1: "x"}, {"a": b"x"}):
-        assert not _pure_json(odd)
-        template = _Template(odd)  # type: ignore[arg-type]
+        assert not pure_json(odd)
+        template = Template(odd)  # type: ignore[arg-type]
         copied = template.copy()
         assert copied == odd and type(copied) is dict and copied is not odd

@@ -10,7 +10,6 @@ mountPath that is already there is kept as it is and reported in a warning; we o
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from collections.abc import Mapping
@@ -20,20 +19,21 @@ from typing import Any
 import orjson
 
 from webhook.annotations import STATUS
-from webhook.config import PodInfo, Profile
+from webhook.config import Profile
+from webhook.jsontree import Template, copy_tree
+from webhook.plan import (
+    PROBE_HANDLERS,
+    add_mounts,
+    as_list,
+    names,
+    plan_for,
+    split_mounts,
+)
 from webhook.policy import Settings
 
 Obj = dict[str, Any]
 
 DEFAULT_GRACE_SECONDS = 30  # what the API server defaults terminationGracePeriodSeconds to
-SIDECAR_STARTUP_BUDGET_SECONDS = 120  # how long a held sidecar may take to become ready
-PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
-PODINFO_ENV = (
-    ("POD_NAME", "metadata.name"),
-    ("POD_NAMESPACE", "metadata.namespace"),
-    ("POD_IP", "status.podIP"),
-    ("NODE_NAME", "spec.nodeName"),
-)
 
 
 @dataclass
@@ -46,186 +46,13 @@ class Injection:
     status: Obj = field(default_factory=dict)
 
 
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else []
-
-
-_ATOMS = frozenset({str, int, float, bool, type(None)})
-
-
-def _copy_tree(value: Any) -> Any:
-    """A deep copy of a JSON tree (config templates, parts of Pods): what copy.deepcopy gives
-    for dicts, lists and scalars, without its memo and dispatch (several times faster; it was
-    the largest single cost of a review). Any other type still goes through copy.deepcopy."""
-    cls = type(value)
-    if cls is dict:
-        return {key: item if type(item) in _ATOMS else _copy_tree(item) for key, item in value.items()}
-    if cls is list:
-        return [item if type(item) in _ATOMS else _copy_tree(item) for item in value]
-    if cls in _ATOMS:
-        return value
-    return copy.deepcopy(value)
-
-
-def _pure_json(value: Any) -> bool:
-    """Only dicts with string keys, lists, str, int (64-bit), float, bool and None: what
-    orjson gives back exactly as it was given."""
-    cls = type(value)
-    if cls is dict:
-        return all(type(k) is str and _pure_json(v) for k, v in value.items())
-    if cls is list:
-        return all(_pure_json(v) for v in value)
-    if cls is int:
-        return -(2**63) <= value < 2**64
-    if cls is float:
-        return math.isfinite(value)
-    return cls in _ATOMS
-
-
-class _Template:
-    """A config-derived JSON tree that every review needs a fresh copy of: kept serialised,
-    since orjson.loads builds a copy about 3x faster than walking the tree (any tree orjson
-    would not give back exactly falls back to _copy_tree)."""
-
-    __slots__ = ("value", "_blob")
-
-    def __init__(self, value: Obj) -> None:
-        self.value = value
-        self._blob = orjson.dumps(value) if _pure_json(value) else None
-
-    def copy(self) -> Obj:
-        return orjson.loads(self._blob) if self._blob is not None else _copy_tree(self.value)
-
-
-def _names(items: list[Any]) -> set[str]:
-    return {item["name"] for item in items
-            if (type(item) is dict or isinstance(item, Mapping)) and isinstance(item.get("name"), str)}
-
-
-
-
-def _split_mounts(container: Mapping[str, Any], mounts: list[Obj]) -> tuple[list[Obj], list[Obj]]:
-    """(mounts to add, mounts skipped because the container already uses their mountPath)."""
-    used = {m.get("mountPath") for m in _as_list(container.get("volumeMounts"))
-            if type(m) is dict or isinstance(m, Mapping)}  # exact dict first: the ABC check is slow
-    added, skipped = [], []
-    for mount in mounts:
-        (skipped if mount["mountPath"] in used else added).append(mount)
-        used.add(mount["mountPath"])
-    return added, skipped
-
-
-def _add_mounts(container: Obj, mounts: list[Obj]) -> list[Obj]:
-    """Append mounts whose mountPath the container does not use yet; return the skipped ones."""
-    added, skipped = _split_mounts(container, mounts)
-    if added:
-        container["volumeMounts"] = _as_list(container.get("volumeMounts")) + [dict(m) for m in added]
-    return skipped
-
-
-def _derived_startup_probe(readiness: Mapping[str, Any]) -> Obj | None:
-    """A sidecar startupProbe from its readinessProbe: same handler, a bounded budget."""
-    handler = {key: _copy_tree(readiness[key]) for key in PROBE_HANDLERS if key in readiness}
-    if len(handler) != 1:
-        return None
-    period = int(readiness.get("periodSeconds", 10) or 10)
-    probe: Obj = dict(handler)
-    probe["periodSeconds"] = period
-    if "timeoutSeconds" in readiness:
-        probe["timeoutSeconds"] = readiness["timeoutSeconds"]
-    probe["failureThreshold"] = max(1, math.ceil(SIDECAR_STARTUP_BUDGET_SECONDS / period))
-    return probe
-
-
 def _first_tcp_port(container: Mapping[str, Any]) -> int | None:
-    for port in _as_list(container.get("ports")):
+    for port in as_list(container.get("ports")):
         if isinstance(port, Mapping) and port.get("protocol", "TCP") == "TCP":
             number = port.get("containerPort")
             if isinstance(number, int) and not isinstance(number, bool):
                 return number
     return None
-
-
-class _Plan:
-    """What an injection with these settings does regardless of the Pod, worked out once per
-    Settings object (resolve() reuses them): the profiles' containers with their mounts, env,
-    restartPolicy and startupProbe already applied, the volumes, the mounts and probe timings
-    for application containers. Its objects are never handed out: a review copies them."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.init: list[tuple[str, Profile, _Template]] = []  # (profile name, profile, prepared container)
-        # (profile name, profile, prepared container, warnings its preparation gave)
-        self.sidecars: list[tuple[str, Profile, _Template, tuple[str, ...]]] = []
-        for profile_name, profile in settings.profiles:
-            for container in profile.initContainers:
-                prepared = _copy_tree(container)
-                _add_mounts(prepared, profile.volumeMounts.get(prepared["name"], []))
-                self.init.append((profile_name, profile, _Template(prepared)))
-        for profile_name, profile in settings.profiles:
-            for container in profile.containers:
-                prepared = _copy_tree(container)
-                _add_mounts(prepared, profile.volumeMounts.get(prepared["name"], []))
-                warnings = _prepare_sidecar(prepared, profile_name, profile, settings)
-                self.sidecars.append((profile_name, profile, _Template(prepared), tuple(warnings)))
-        # (volume, the profile whose sidecars it is for, or None: always wanted)
-        self.volumes: list[tuple[_Template, str | None]] = [
-            (_Template(v), None) for _, p in settings.profiles for v in p.volumes]
-        if settings.podinfo is not None:
-            self.volumes.append((_Template(_podinfo_volume(settings.podinfo)), None))
-        for profile_name, profile in settings.profiles:
-            if profile.serviceAccountToken is not None:
-                self.volumes.append((_Template(_token_volume(profile_name, profile)), profile_name))
-        self.app_mounts: list[Obj] = [m for _, p in settings.profiles for m in p.appVolumeMounts]
-        if settings.podinfo is not None:
-            self.app_mounts.append(_podinfo_mount(settings.podinfo))
-        self.sidecar_names = {c["name"] for _, profile in settings.profiles for c in profile.containers}
-        probes = settings.probes
-        self.readiness = probes.readiness.model_dump(exclude_defaults=False) if probes is not None else None
-        self.liveness = (probes.liveness.model_dump()
-                         if probes is not None and probes.liveness is not None else None)
-
-
-def _plan(settings: Settings) -> _Plan:
-    plan = settings.plan_cache.get("inject")
-    if plan is None:
-        plan = settings.plan_cache["inject"] = _Plan(settings)
-    return plan  # type: ignore[no-any-return]
-
-
-def _prepare_sidecar(container: Obj, profile_name: str, profile: Profile, settings: Settings) -> list[str]:
-    """The sidecar changes that depend on the settings alone (all but the legacy lifecycle,
-    which depends on which of the profile's sidecars the Pod takes); returns their warnings."""
-    warnings: list[str] = []
-    mounts: list[Obj] = []
-    if settings.podinfo is not None:
-        mounts.append(_podinfo_mount(settings.podinfo))
-    if profile.serviceAccountToken is not None:
-        token = profile.serviceAccountToken
-        mounts.append({"name": _token_volume_name(profile_name, profile), "mountPath": token.mountPath,
-                       "readOnly": True})
-    for mount in _add_mounts(container, mounts):
-        warnings.append(
-            f"sidecar {container['name']}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
-        )
-    if settings.podinfo is not None and settings.podinfo.env:
-        env = _as_list(container.get("env"))
-        have = _names(env)
-        extra = [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-                 for name, path in PODINFO_ENV if name not in have]
-        if extra:
-            container["env"] = env + extra
-    if settings.native:
-        container["restartPolicy"] = "Always"
-        if settings.hold_application and "startupProbe" not in container:
-            readiness = container.get("readinessProbe")
-            probe = _derived_startup_probe(readiness) if isinstance(readiness, Mapping) else None
-            if probe is None:
-                warnings.append(
-                    f"sidecar {container['name']} has no readinessProbe: the application may start before it is ready"
-                )
-            else:
-                container["startupProbe"] = probe
-    return warnings
 
 
 class _Builder:
@@ -234,16 +61,16 @@ class _Builder:
     def __init__(self, pod: Mapping[str, Any], settings: Settings) -> None:
         self.original = pod
         self.settings = settings
-        self.plan = _plan(settings)
+        self.plan = plan_for(settings)
         self.pod: Obj = dict(pod)
         self.spec: Obj = dict(pod.get("spec") or {})
         self.pod["spec"] = self.spec  # callers guarantee a spec with containers (policy checks the shape)
         self.warnings: list[str] = []
-        self.original_app: list[Obj] = _as_list(self.spec.get("containers"))
+        self.original_app: list[Obj] = as_list(self.spec.get("containers"))
         self.app: list[Obj] = list(self.original_app)
-        self.own_init: list[Any] = _as_list(self.spec.get("initContainers"))
+        self.own_init: list[Any] = as_list(self.spec.get("initContainers"))
         self.taken_names = (
-            _names(self.app) | _names(self.own_init) | _names(_as_list(self.spec.get("ephemeralContainers")))
+            names(self.app) | names(self.own_init) | names(as_list(self.spec.get("ephemeralContainers")))
         )
         self.init_added: list[Obj] = []
         self.sidecars: list[tuple[str, Obj]] = []  # (profile name, container)
@@ -261,7 +88,7 @@ class _Builder:
 
     # -- containers -------------------------------------------------------------------
 
-    def _take(self, container: _Template, what: str) -> Obj | None:
+    def _take(self, container: Template, what: str) -> Obj | None:
         """A copy of a prepared container, unless the Pod already has a container by its name."""
         name = container.value["name"]
         if name in self.taken_names:
@@ -320,8 +147,8 @@ class _Builder:
     # -- volumes ----------------------------------------------------------------------
 
     def add_volumes(self) -> None:
-        existing = _as_list(self.spec.get("volumes"))
-        existing_names = _names(existing)
+        existing = as_list(self.spec.get("volumes"))
+        existing_names = names(existing)
         users = set(existing_names)
         added: list[Obj] = []
         for volume, for_profile in self.plan.volumes:
@@ -378,9 +205,9 @@ class _Builder:
             if name in sidecar_names:
                 continue  # a sidecar already in the Pod (legacy, or added by hand) is not an application
             if app_mounts:
-                added, skipped = _split_mounts(original, app_mounts)
+                added, skipped = split_mounts(original, app_mounts)
                 if added:
-                    _add_mounts(self._app_container(index), added)
+                    add_mounts(self._app_container(index), added)
                 for mount in skipped:
                     self.warnings.append(
                         f"container {name}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
@@ -460,37 +287,6 @@ class _Builder:
         self.spec["containers"] = legacy + self.app
 
 
-def _podinfo_volume(podinfo: PodInfo) -> Obj:
-    items = [
-        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
-        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
-        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
-        {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}},
-        {"path": "uid", "fieldRef": {"fieldPath": "metadata.uid"}},
-    ]
-    return {"name": podinfo.volumeName, "downwardAPI": {"items": items}}
-
-
-def _podinfo_mount(podinfo: PodInfo) -> Obj:
-    return {"name": podinfo.volumeName, "mountPath": podinfo.mountPath, "readOnly": True}
-
-
-def _token_volume_name(profile_name: str, profile: Profile) -> str:
-    token = profile.serviceAccountToken
-    assert token is not None
-    return token.volumeName or f"{profile_name}-token"
-
-
-def _token_volume(profile_name: str, profile: Profile) -> Obj:
-    token = profile.serviceAccountToken
-    assert token is not None
-    source = {"audience": token.audience, "expirationSeconds": token.expirationSeconds, "path": token.path}
-    return {
-        "name": _token_volume_name(profile_name, profile),
-        "projected": {"sources": [{"serviceAccountToken": source}]},
-    }
-
-
 def _tcp_probe(port: int, timing: Mapping[str, int]) -> Obj:
     probe: Obj = {"tcpSocket": {"port": port}}
     probe.update({key: value for key, value in timing.items() if not (key == "initialDelaySeconds" and value == 0)})
@@ -507,7 +303,7 @@ def _startup_probe(container: Mapping[str, Any], port: int | None, warmup: int, 
     for key in ("livenessProbe", "readinessProbe"):
         existing = container.get(key)
         if isinstance(existing, Mapping):
-            found = {h: _copy_tree(existing[h]) for h in PROBE_HANDLERS if h in existing}
+            found = {h: copy_tree(existing[h]) for h in PROBE_HANDLERS if h in existing}
             if len(found) == 1:
                 handler = found
                 break
