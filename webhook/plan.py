@@ -36,8 +36,6 @@ def names(items: list[Any]) -> set[str]:
             if (type(item) is dict or isinstance(item, Mapping)) and isinstance(item.get("name"), str)}
 
 
-
-
 def split_mounts(container: Mapping[str, Any], mounts: list[Obj]) -> tuple[list[Obj], list[Obj]]:
     """(mounts to add, mounts skipped because the container already uses their mountPath)."""
     used = {m.get("mountPath") for m in as_list(container.get("volumeMounts"))
