@@ -342,24 +342,32 @@ def bind(host: str, port: int, flags: str = "--host/--port") -> socket.socket:
     return sock
 
 
+def _hardened(options: ServeOptions) -> dict[str, Any]:
+    """The uvicorn settings both listeners share: bounded heads, arrival and keep-alive times,
+    no access log or proxy headers (one place, so the two ports cannot drift apart)."""
+    return {
+        "log_config": None,
+        "log_level": options.log_level,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "http": timed_protocol(options.header_timeout, MAX_INCOMPLETE_EVENT_BYTES),
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "h11_max_incomplete_event_size": MAX_INCOMPLETE_EVENT_BYTES,
+    }
+
+
 def _uvicorn_config(options: ServeOptions, state: ServiceState, tls: ReloadingContext) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(state),
         host=options.host,
         port=options.port,
         lifespan="on",
-        log_config=None,
-        log_level=options.log_level,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
         workers=1,
         ssl_context_factory=lambda _config, _default: tls.context,
-        http=timed_protocol(options.header_timeout, MAX_INCOMPLETE_EVENT_BYTES),
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         limit_concurrency=options.max_connections + 1,  # uvicorn counts the asking connection too
-        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+        **_hardened(options),
     )
 
 
@@ -369,15 +377,8 @@ def _health_listener(options: ServeOptions, state: ServiceState, sock: socket.so
     config = uvicorn.Config(
         create_routes(state),
         lifespan="off",
-        log_config=None,
-        log_level=options.log_level,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        http=timed_protocol(options.header_timeout, MAX_INCOMPLETE_EVENT_BYTES),
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         limit_concurrency=HEALTH_LIMIT_CONCURRENCY,
-        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+        **_hardened(options),
     )
     config.load()
     return HealthListener(sock, config, ServerState())
