@@ -45,6 +45,21 @@ def load_review(case: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{case}.review.json").read_text())
 
 
+def pod_review(pod: Mapping[str, Any], uid: str = "uid-1", namespace: str = "shop") -> dict[str, Any]:
+    """The smallest AdmissionReview the API server sends for a Pod CREATE."""
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": namespace,
+            "object": pod,
+        },
+    }
+
+
 def decoded_patch(outcome: Outcome) -> list[dict[str, Any]] | None:
     encoded = outcome.review["response"].get("patch")
     return None if encoded is None else json.loads(base64.b64decode(encoded))

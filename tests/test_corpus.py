@@ -7,10 +7,17 @@ import copy
 from typing import Any
 
 import pytest
-
 from corpus import as_pod, corpus_workloads
-from engine_support import BASE_CONFIG, apply, decoded_patch, lost_user_data, op_paths_allowed
+from engine_support import (
+    BASE_CONFIG,
+    apply,
+    decoded_patch,
+    lost_user_data,
+    op_paths_allowed,
+    pod_review,
+)
 from k8s_checks import LATEST_SCHEMA, pod_errors
+
 from webhook.config import load_config_file
 from webhook.mutate import review
 
@@ -20,20 +27,6 @@ MODES = {"native": {}, "legacy": {"sidecar-injector.io/native-sidecar": "false"}
          "everything": {"sidecar-injector.io/profiles": "agent,proxy,logging,jvm",
                         "sidecar-injector.io/share-process-namespace": "true",
                         "sidecar-injector.io/warmup-seconds": "120"}}
-
-
-def _review(pod: dict[str, Any], namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "corpus",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "operation": "CREATE",
-            "namespace": namespace,
-            "object": pod,
-        },
-    }
 
 
 @pytest.mark.skipif(not WORKLOADS, reason="../shared/corpus not present: the real-manifest corpus lives beside the project")
@@ -46,7 +39,7 @@ def test_corpus_pod_injects_cleanly(ident: str, workload: dict[str, Any], ref: A
     if ref.owner_kind:
         meta["ownerReferences"] = [{"apiVersion": "v1", "kind": ref.owner_kind, "name": ref.name or "x", "uid": "u"}]
     original = copy.deepcopy(pod)
-    outcome = review(_review(pod, ref.namespace or "corpus"), CONFIG)
+    outcome = review(pod_review(pod, "corpus", ref.namespace or "corpus"), CONFIG)
     assert pod == original
     ops = decoded_patch(outcome)
     if ops is None:
@@ -60,5 +53,5 @@ def test_corpus_pod_injects_cleanly(ident: str, workload: dict[str, Any], ref: A
     # version only where the user's own Pod passes it; the newest must always pass.
     versions = [v for v in ("1.30", LATEST_SCHEMA) if v == LATEST_SCHEMA or not pod_errors(original, v)]
     assert [e for v in versions for e in pod_errors(patched, v)] == []
-    again = review(_review(patched, ref.namespace or "corpus"), CONFIG)
+    again = review(pod_review(patched, "corpus", ref.namespace or "corpus"), CONFIG)
     assert again.reason == "already-injected"

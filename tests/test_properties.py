@@ -16,11 +16,18 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from engine_support import (
+    BASE_CONFIG,
+    apply,
+    decoded_patch,
+    lost_user_data,
+    op_paths_allowed,
+    pod_review,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from engine_support import BASE_CONFIG, apply, decoded_patch, lost_user_data, op_paths_allowed
 from k8s_checks import LATEST_SCHEMA, pod_errors, semantic_errors
+
 from webhook.config import load_config_file
 from webhook.mutate import review
 from webhook.patch import make_patch
@@ -120,26 +127,12 @@ def _annotation_values(key: str) -> st.SearchStrategy[str]:
     return st.text(max_size=10)
 
 
-def _review(pod: dict[str, Any], uid: str = "uid-1") -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "operation": "CREATE",
-            "namespace": "shop",
-            "object": pod,
-        },
-    }
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(pods(), st.uuids())
 def test_injection_is_sound(pod: dict[str, Any], uid: Any) -> None:
     assume(semantic_errors(pod) == [])
     before = copy.deepcopy(pod)
-    outcome = review(_review(pod, str(uid)), CONFIG)
+    outcome = review(pod_review(pod, str(uid)), CONFIG)
     assert pod == before, "the input Pod was modified"
     assert outcome.review["response"]["uid"] == str(uid)
     ops = decoded_patch(outcome)
@@ -151,18 +144,18 @@ def test_injection_is_sound(pod: dict[str, Any], uid: Any) -> None:
     assert list(lost_user_data(pod, patched)) == []
     assert semantic_errors(patched) == []
 
-    again = review(_review(patched), CONFIG)
+    again = review(pod_review(patched), CONFIG)
     assert again.patched_pod is None and again.reason == "already-injected"
     stripped = copy.deepcopy(patched)
     del stripped["metadata"]["annotations"][A + "status"]
-    assert review(_review(stripped), CONFIG).patched_pod is None
+    assert review(pod_review(stripped), CONFIG).patched_pod is None
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(pods())
 def test_injected_pods_pass_the_schema(pod: dict[str, Any]) -> None:
     assume(semantic_errors(pod) == [])
-    outcome = review(_review(pod), CONFIG)
+    outcome = review(pod_review(pod), CONFIG)
     if outcome.patched_pod is not None:
         assert pod_errors(outcome.patched_pod, "1.30") + pod_errors(outcome.patched_pod, LATEST_SCHEMA) == []
 
