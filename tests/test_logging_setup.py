@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 
 from webhook.logging_setup import BufferedStreamHandler, JsonFormatter
@@ -46,4 +47,42 @@ def test_info_lines_are_flushed_by_the_timer_and_warnings_at_once() -> None:
     assert [line.get("uid") for line in lines[:101]] == [*map(str, range(100)), "w"]
     assert lines[-1]["msg"] == "later"
     assert all(line["pid"] == os.getpid() for line in lines)
+    logger.handlers[0].close()
+
+
+def test_log_fields_writes_the_line_a_record_would_give() -> None:
+    from webhook.logging_setup import log_fields
+
+    stream = io.StringIO()
+    logger = _handler(stream, interval=60)
+    fields = {"uid": "u-1", "profiles": ["a", "b"], "duration_ms": 0.25}
+    log_fields(logger, logging.INFO, "review", fields)  # the direct path: our handler alone
+    logger.info("review", extra={"fields": fields})  # the ordinary record
+    log_fields(logger, logging.DEBUG, "hidden", fields)  # below the logger's level: nothing
+    logger.handlers[0].flush()
+    direct, ordinary = (json.loads(line) for line in stream.getvalue().splitlines())
+    for line in (direct, ordinary):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line.pop("time"))
+    assert direct == ordinary == {"level": "info", "logger": logger.name, "pid": os.getpid(), "msg": "review", **fields}
+    logger.handlers[0].close()
+
+
+def test_log_fields_gives_filters_and_other_handlers_the_record() -> None:
+    from webhook.logging_setup import log_fields
+
+    stream = io.StringIO()
+    logger = _handler(stream, interval=60)
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append(record)
+            return record.getMessage() != "dropped"
+
+    logger.addFilter(Keep())
+    log_fields(logger, logging.INFO, "dropped", {"uid": "x"})
+    log_fields(logger, logging.INFO, "kept", {"uid": "y"})
+    logger.handlers[0].flush()
+    assert [r.fields for r in seen] == [{"uid": "x"}, {"uid": "y"}]  # type: ignore[attr-defined]
+    assert [json.loads(line)["msg"] for line in stream.getvalue().splitlines()] == ["kept"]
     logger.handlers[0].close()

@@ -156,7 +156,7 @@ def test_reviews_seen_once_only_fill_a_bounded_set_of_keys() -> None:
 
 
 @pytest.mark.parametrize("how", ["uid also a label value", "escaped uid", "not a plain uid"])
-def test_the_raw_shortcut_falls_back_to_serialising_when_it_cannot_be_sure(how: str) -> None:
+def test_the_key_is_the_review_not_its_spelling(how: str) -> None:
     from webhook.review_cache import review_key
 
     def body(uid: str, label: str) -> bytes:
@@ -170,24 +170,40 @@ def test_the_raw_shortcut_falls_back_to_serialising_when_it_cannot_be_sure(how: 
 
     uids = ("a1", "a2", "a3") if how != "not a plain uid" else ("a 1", "a 2", "a 3")
     raws = [body(u, u if how == "uid also a label value" else "same") for u in uids]
-    fast = [review_key(orjson.loads(r), r) for r in raws]
-    slow = [review_key(orjson.loads(r)) for r in raws]
-    assert fast == slow  # the serialising path, and its keys
+    keys = [review_key(orjson.loads(r)) for r in raws]
+    assert [uid for _, uid in keys] == list(uids)  # type: ignore[misc]
     cache = ReviewCache(8)
     replies = [answer(r, CONFIG, cache) for r in raws]
     if how == "uid also a label value":  # the label differs with the uid: never the same review
+        assert len({key for key, _ in keys}) == 3  # type: ignore[misc]
         assert [r.cached for r in replies] == [False, False, False]
     else:
+        assert len({key for key, _ in keys}) == 1  # type: ignore[misc]
         assert [r.cached for r in replies] == [False, False, True]
         assert orjson.loads(replies[2].body)["response"]["uid"] == orjson.loads(raws[2])["request"]["uid"]
     for raw, reply in zip(raws, replies):
         assert reply.body == answer(raw, CONFIG).body
 
 
-def test_the_raw_shortcut_and_serialising_agree_on_what_is_the_same_review() -> None:
+def test_reviews_that_differ_beyond_the_uid_have_different_keys() -> None:
     from webhook.review_cache import review_key
 
     a, b = _body("3f0e-11"), _body("9a9a-22")
-    assert review_key(orjson.loads(a), a)[0] == review_key(orjson.loads(b), b)[0]  # type: ignore[index]
+    assert review_key(orjson.loads(a))[0] == review_key(orjson.loads(b))[0]  # type: ignore[index]
     c = _body("3f0e-11", namespace="x")
-    assert review_key(orjson.loads(c), c)[0] != review_key(orjson.loads(a), a)[0]  # type: ignore[index]
+    assert review_key(orjson.loads(c))[0] != review_key(orjson.loads(a))[0]  # type: ignore[index]
+
+
+def test_a_pinned_hash_seed_switches_the_key_to_a_keyed_digest() -> None:
+    """PYTHONHASHSEED makes Python's hash predictable; the cache must not rely on it then."""
+    import subprocess
+    import sys
+
+    code = ("import webhook.review_cache as r, orjson; from pathlib import Path;"
+            "raw = Path('bench/fixtures/typical.review.json').read_bytes();"
+            "print(r._digest is hash, r.review_key(orjson.loads(raw))[0][0])")
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}).stdout.split()
+            for seed in ("0", "0", "random")]
+    assert runs[0][0] == runs[1][0] == "False" and runs[2][0] == "True"
+    assert runs[0][1] != runs[1][1]  # a secret per process, even with the same seed

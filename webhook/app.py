@@ -28,6 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 from webhook.config import Config
 from webhook.deadline import run_within
 from webhook.errors import ReviewError
+from webhook.logging_setup import log_fields
 from webhook.metrics import Metrics, exposition
 from webhook.mutate import Outcome, on_error, review
 from webhook.review_cache import ReviewCache, review_key, with_uid
@@ -138,7 +139,7 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
-    key = review_key(body, raw) if cache is not None else None
+    key = review_key(body) if cache is not None else None
     if key is not None:
         assert cache is not None
         found = cache.get(key[0], config)
@@ -268,7 +269,7 @@ def log_review(reply: Reply, seconds: float) -> None:
     # A 4xx, or a 200 that onError answered (bound exceeded, engine bug), is worth a warning.
     level = logging.INFO if reply.status == 200 and reply.decision != "error" else logging.WARNING
     if review_log.isEnabledFor(level):
-        review_log.log(level, "review", extra={"fields": review_fields(reply, seconds)})
+        log_fields(review_log, level, "review", review_fields(reply, seconds))
 
 
 async def serve_mutate(scope: Scope, receive: Receive, send: Send, state: ServiceState) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import IO, Any
 
 import orjson
@@ -51,18 +52,25 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second_text}.{micro // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": self._time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "pid": os.getpid(),  # not record.process: logProcesses is off
-            "msg": record.getMessage(),
-        }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(record.created, record.levelname, record.name, record.getMessage(),
+                         fields if isinstance(fields, dict) else None, exception)
+
+    def line(self, created: float, level_name: str, logger: str, msg: str, fields: dict[str, Any] | None,
+             exception: str | None = None) -> str:
+        """The JSON line of a record, from its parts (``log_fields`` has no record)."""
+        line: dict[str, Any] = {
+            "time": self._time(created),
+            "level": level_name.lower(),
+            "logger": logger,
+            "pid": os.getpid(),  # not record.process: logProcesses is off
+            "msg": msg,
+        }
+        if fields is not None:
             line.update(fields)
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+        if exception is not None:
+            line["exception"] = exception
         return orjson.dumps(line, default=str).decode()
 
 
@@ -79,18 +87,30 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
-            with self.lock:  # type: ignore[union-attr]
-                self.stream.write(line)
-                if record.levelno >= logging.WARNING:
-                    self.stream.flush()
-                    self._dirty = False
-                else:
-                    self._dirty = True
+            self._write(self.format(record) + self.terminator, record.levelno)
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
             self.handleError(record)
+
+    def emit_fields(self, level: int, logger: str, msg: str, fields: dict[str, Any]) -> None:
+        """What ``emit`` writes for a record with these parts, without building the record."""
+        formatter = self.formatter
+        assert isinstance(formatter, JsonFormatter)
+        line = formatter.line(time.time(), logging.getLevelName(level), logger, msg, fields)
+        try:
+            self._write(line + self.terminator, level)
+        except Exception:  # noqa: BLE001 - as emit: a log line must never fail a review
+            self.handleError(logging.makeLogRecord({"name": logger, "levelno": level, "msg": msg}))
+
+    def _write(self, line: str, level: int) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.write(line)
+            if level >= logging.WARNING:
+                self.stream.flush()
+                self._dirty = False
+            else:
+                self._dirty = True
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -113,6 +133,39 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except (OSError, ValueError):
             pass
         super().close()
+
+
+def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.log(level, msg, extra={"fields": fields})``, without the LogRecord when the line
+    would reach our JSON handler alone (no filter, no other handler on the way): the per-review
+    line then costs half as much. Anything else (a test's capture, an extra handler) gets the
+    ordinary record."""
+    if not logger.isEnabledFor(level):
+        return
+    handler = _sole_json_handler(logger, level)
+    if handler is None:
+        logger.log(level, msg, extra={"fields": fields})
+    else:
+        handler.emit_fields(level, logger.name, msg, fields)
+
+
+def _sole_json_handler(logger: logging.Logger, level: int) -> BufferedStreamHandler | None:
+    """The one handler a record of ``logger`` at ``level`` would reach, if it is ours and nothing
+    on the way could filter or change the record."""
+    found: BufferedStreamHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if (found is not None or type(handler) is not BufferedStreamHandler or handler.filters
+                    or type(handler.formatter) is not JsonFormatter):
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found if found is not None and level >= found.level else None
 
 
 def _buffered_stderr() -> IO[str] | None:
