@@ -21,7 +21,6 @@ from webhook import annotations as ann
 from webhook.config import Config, load_config_text, parse_config
 from webhook.errors import ConfigError
 from webhook.inject import Injection, inject
-from webhook.patch import make_patch
 from webhook.policy import PodContext, decide
 
 CONFIG_TEXT = """
@@ -157,7 +156,7 @@ def run(pod: dict[str, Any], config: Config = CONFIG, context: PodContext = SHOP
     assert config.model_dump() == config_before, "inject() modified the config"
     result.warnings = [*decision.warnings, *result.warnings]
     if result.changed:
-        assert jsonpatch.apply_patch(pod, make_patch(pod, result.pod), in_place=False) == result.pod
+        assert jsonpatch.apply_patch(pod, result.ops, in_place=False) == result.pod
         for version in versions:
             assert pod_errors(result.pod, version) == [], version
         # Nothing in the output is shared with the config (a later edit of one would change the other).
@@ -805,3 +804,59 @@ def test_sidecar_token_mount_left_out_is_reported() -> None:
     mounts = container(result.pod, "side")["volumeMounts"]
     assert any(m["name"] == "p-token" for m in mounts) or any("token" in w or "/var/run/secrets/tokens" in w
                                                                for w in result.warnings)
+
+
+# --------------------------------------------------------------------------- the ops inject() records
+
+
+def _paths(result: Injection) -> list[str]:
+    return [f"{op['op']} {op['path']}" for op in result.ops]
+
+
+def test_ops_add_whole_lists_where_the_pod_has_none() -> None:
+    pod = make_pod()
+    del pod["metadata"]["labels"]
+    result = run(pod)
+    assert _paths(result) == [
+        "add /metadata/annotations", "add /spec/initContainers", "add /spec/containers/0/volumeMounts",
+        "add /spec/containers/0/lifecycle", "add /spec/volumes"]  # the default 30 s grace already suffices
+
+
+def test_ops_insert_into_and_append_to_the_pods_own_lists() -> None:
+    app = {"name": "app", "image": "nginx:1.27", "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+           "lifecycle": {"postStart": {"exec": {"command": ["true"]}}}}
+    pod = make_pod({"team": "a"}, app, initContainers=[{"name": "migrate", "image": "m:1"}],
+                   volumes=[{"name": "data", "emptyDir": {}}], terminationGracePeriodSeconds=5)
+    result = run(pod)
+    assert _paths(result) == [
+        "add /metadata/annotations/sidecar-injector.io~1status", "add /spec/initContainers/0",
+        "add /spec/containers/0/volumeMounts/1", "add /spec/containers/0/lifecycle/preStop",
+        "add /spec/volumes/1", "add /spec/volumes/2", "add /spec/volumes/3",
+        "replace /spec/terminationGracePeriodSeconds"]
+
+
+def test_ops_on_application_containers_follow_legacy_sidecars_inserted_before_them() -> None:
+    pod = make_pod({ann.PROFILES: "logging"}, {"name": "app", "image": "a:1"}, {"name": "web", "image": "w:1"})
+    result = run(pod)
+    assert _paths(result) == [
+        "add /metadata/annotations/sidecar-injector.io~1status",
+        "add /spec/containers/0", "add /spec/containers/1",  # the legacy sidecars, in front
+        "add /spec/containers/2/volumeMounts", "add /spec/containers/3/volumeMounts",  # app, web: shifted by two
+        "add /spec/volumes"]
+
+
+def test_ops_replace_a_status_annotation_already_there() -> None:
+    """decide() skips such Pods; inject() called on its own still gives a patch that applies."""
+    pod = make_pod({ann.STATUS: "{}"})
+    result = inject(pod, decide(make_pod(), SHOP, CONFIG).settings)  # type: ignore[arg-type]
+    assert result.ops[0] == {"op": "replace", "path": "/metadata/annotations/sidecar-injector.io~1status",
+                             "value": result.pod["metadata"]["annotations"][ann.STATUS]}
+    assert jsonpatch.apply_patch(pod, result.ops, in_place=False) == result.pod
+
+
+def test_ops_add_metadata_to_a_pod_without_any() -> None:
+    pod = make_pod()
+    del pod["metadata"]
+    result = inject(pod, decide(make_pod(), SHOP, CONFIG).settings)  # type: ignore[arg-type]
+    assert result.ops[0]["path"] == "/metadata"
+    assert jsonpatch.apply_patch(pod, result.ops, in_place=False) == result.pod

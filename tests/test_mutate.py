@@ -419,7 +419,7 @@ def _explode(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("secret internal detail")
 
 
-@pytest.mark.parametrize("target", ["inject", "make_patch", "decide"])
+@pytest.mark.parametrize("target", ["inject", "owner_kinds", "decide"])
 def test_internal_error_is_answered_by_on_error_allow(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
     # Fault injection: a bug that valid input cannot otherwise produce.
     monkeypatch.setattr(mutate, target, _explode)

@@ -30,7 +30,6 @@ from k8s_checks import LATEST_SCHEMA, pod_errors, semantic_errors
 
 from webhook.config import load_config_file
 from webhook.mutate import review
-from webhook.patch import make_patch
 
 CONFIG = load_config_file(BASE_CONFIG)
 A = "sidecar-injector.io/"
@@ -158,18 +157,3 @@ def test_injected_pods_pass_the_schema(pod: dict[str, Any]) -> None:
     outcome = review(pod_review(pod), CONFIG)
     if outcome.patched_pod is not None:
         assert pod_errors(outcome.patched_pod, "1.30") + pod_errors(outcome.patched_pod, LATEST_SCHEMA) == []
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["a", "b", "name", "~/"]), inner, max_size=4),
-    max_leaves=20,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(json_values, json_values)
-def test_patch_turns_any_document_into_any_other(old: Any, new: Any) -> None:
-    """The fast diff is correct even outside what injection produces (it falls back)."""
-    old_doc, new_doc = {"root": old}, {"root": new}
-    assert apply(old_doc, make_patch(old_doc, new_doc)) == new_doc

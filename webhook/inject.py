@@ -1,8 +1,10 @@
 """Build the injected Pod from the original Pod and the resolved settings (pure).
 
 The original Pod is never modified: every dict or list on the way to a change is copied
-(copy-on-write), everything else is shared. That keeps injection cheap on big Pods and lets
-the patch builder skip untouched subtrees by identity.
+(copy-on-write), everything else is shared. That keeps injection cheap on big Pods. Each
+change is also recorded as the JSON Patch op that makes it, where it is made: the builder
+knows what it adds and where, so no diff of the two Pods is needed (a diff walked both trees
+and was a fifth of a review's CPU).
 
 The rule that governs every step: the user's data wins. A container, volume, env var or
 mountPath that is already there is kept as it is and reported in a warning; we only add.
@@ -21,10 +23,12 @@ import orjson
 from webhook.annotations import STATUS
 from webhook.config import Profile
 from webhook.jsontree import Template, copy_tree
+from webhook.patch import Op, escape
 from webhook.plan import (
     PROBE_HANDLERS,
-    add_mounts,
     as_list,
+    is_map,
+    items,
     names,
     plan_for,
     split_mounts,
@@ -38,17 +42,19 @@ DEFAULT_GRACE_SECONDS = 30  # what the API server defaults terminationGracePerio
 
 @dataclass
 class Injection:
-    """The result: the new Pod, what was added (for the status annotation) and warnings."""
+    """The result: the new Pod, the patch that makes it from the original, what was added (for
+    the status annotation) and warnings."""
 
     pod: Obj
     changed: bool
     warnings: list[str] = field(default_factory=list)
     status: Obj = field(default_factory=dict)
+    ops: list[Op] = field(default_factory=list)
 
 
 def _first_tcp_port(container: Mapping[str, Any]) -> int | None:
-    for port in as_list(container.get("ports")):
-        if isinstance(port, Mapping) and port.get("protocol", "TCP") == "TCP":
+    for port in items(container.get("ports")):
+        if is_map(port) and port.get("protocol", "TCP") == "TCP":
             number = port.get("containerPort")
             if isinstance(number, int) and not isinstance(number, bool):
                 return number
@@ -65,12 +71,13 @@ class _Builder:
         self.pod: Obj = dict(pod)
         self.spec: Obj = dict(pod.get("spec") or {})
         self.pod["spec"] = self.spec  # callers guarantee a spec with containers (policy checks the shape)
+        self.original_spec: Mapping[str, Any] = pod.get("spec") or {}
         self.warnings: list[str] = []
         self.original_app: list[Obj] = as_list(self.spec.get("containers"))
         self.app: list[Obj] = list(self.original_app)
         self.own_init: list[Any] = as_list(self.spec.get("initContainers"))
         self.taken_names = (
-            names(self.app) | names(self.own_init) | names(as_list(self.spec.get("ephemeralContainers")))
+            names(self.app) | names(self.own_init) | names(items(self.spec.get("ephemeralContainers")))
         )
         self.init_added: list[Obj] = []
         self.sidecars: list[tuple[str, Obj]] = []  # (profile name, container)
@@ -78,6 +85,9 @@ class _Builder:
         self.volumes_added: list[str] = []
         self.pod_level_warned = False
         self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
+        # Ops by where they apply; ``patch()`` puts them in an order that applies.
+        self.app_ops: dict[int, list[tuple[str, Any]]] = {}  # application container index: (path below it, value)
+        self.spec_ops: list[Op] = []
 
     def _sleep(self, container_name: str, seconds: int) -> Obj:
         """The native sleep action where the cluster has it; else exec sleep in the image."""
@@ -102,7 +112,7 @@ class _Builder:
         brings its own requests could push it over, so it shares the Pod's budget instead."""
         pod_resources = self.spec.get("resources")
         own = container.get("resources")
-        if not isinstance(pod_resources, Mapping) or not isinstance(own, dict):
+        if not is_map(pod_resources) or type(own) is not dict:
             return
         budgeted = set(pod_resources.get("requests") or {}) | set(pod_resources.get("limits") or {})
         dropped = False
@@ -163,6 +173,8 @@ class _Builder:
                 self.volumes_added.append(name)
         if added:
             self.spec["volumes"] = existing + added
+            self.spec_ops.extend(_appended("/spec/volumes", "volumes" in self.original_spec, existing, added,
+                                           self.spec["volumes"]))
 
     def _profile_has_sidecars(self, profile_name: str) -> bool:
         return any(name == profile_name for name, _ in self.sidecars)
@@ -207,7 +219,7 @@ class _Builder:
             if app_mounts:
                 added, skipped = split_mounts(original, app_mounts)
                 if added:
-                    add_mounts(self._app_container(index), added)
+                    self._add_app_mounts(index, [dict(m) for m in added])
                 for mount in skipped:
                     self.warnings.append(
                         f"container {name}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
@@ -216,15 +228,30 @@ class _Builder:
                 self._drain(index, name)
             self._probes(index, name)
 
+    def _add_app_mounts(self, index: int, mounts: list[Obj]) -> None:
+        container = self._app_container(index)
+        existing = container.get("volumeMounts")
+        have = existing if isinstance(existing, list) else []
+        container["volumeMounts"] = have + mounts
+        ops = self.app_ops.setdefault(index, [])
+        if isinstance(existing, list):
+            ops.extend((f"/volumeMounts/{len(have) + k}", mount) for k, mount in enumerate(mounts))
+        else:
+            ops.append(("/volumeMounts", container["volumeMounts"]))
+
     def _drain(self, index: int, name: str) -> None:
         lifecycle = self.app[index].get("lifecycle")
-        if isinstance(lifecycle, Mapping) and "preStop" in lifecycle:
+        has_lifecycle = is_map(lifecycle)
+        if has_lifecycle and "preStop" in lifecycle:
             self.warnings.append(f"container {name} keeps its own preStop hook; no drain added")
             return
         container = self._app_container(index)
-        new_lifecycle = dict(lifecycle) if isinstance(lifecycle, Mapping) else {}
+        new_lifecycle = dict(lifecycle) if has_lifecycle else {}
         new_lifecycle["preStop"] = self._sleep(name, self.settings.drain_seconds)
         container["lifecycle"] = new_lifecycle
+        self.app_ops.setdefault(index, []).append(
+            ("/lifecycle/preStop", new_lifecycle["preStop"]) if has_lifecycle
+            else ("/lifecycle", new_lifecycle))
 
     def _probes(self, index: int, name: str) -> None:
         settings = self.settings
@@ -247,6 +274,7 @@ class _Builder:
                 wanted["startupProbe"] = probe
         if wanted:
             self._app_container(index).update(wanted)
+            self.app_ops.setdefault(index, []).extend((f"/{key}", value) for key, value in wanted.items())
 
     # -- pod level --------------------------------------------------------------------
 
@@ -258,6 +286,7 @@ class _Builder:
                 self.warnings.append("shareProcessNamespace not set: the Pod uses hostPID, which forbids it")
             elif "shareProcessNamespace" not in spec:
                 spec["shareProcessNamespace"] = True
+                self.spec_ops.append({"op": "add", "path": "/spec/shareProcessNamespace", "value": True})
             elif spec["shareProcessNamespace"] is not True:
                 self.warnings.append("the Pod sets shareProcessNamespace: false; left as it is")
         required = 0
@@ -269,6 +298,8 @@ class _Builder:
         effective = current if isinstance(current, int) and not isinstance(current, bool) else DEFAULT_GRACE_SECONDS
         if required > effective:
             spec["terminationGracePeriodSeconds"] = required
+            self.spec_ops.append({"op": "replace" if "terminationGracePeriodSeconds" in self.original_spec else "add",
+                                  "path": "/spec/terminationGracePeriodSeconds", "value": required})
             if current is not None:
                 self.warnings.append(
                     f"terminationGracePeriodSeconds raised from {current} to {required} to cover drain and shutdown"
@@ -279,12 +310,41 @@ class _Builder:
             names = ", ".join(self.exec_sleepers)
             self.warnings.append(f"drain runs `sleep` in the image (no sleep action before Kubernetes 1.30): {names}")
 
-    def assemble(self) -> None:
+    def assemble(self) -> list[Op]:
+        """Put the containers in place; return the Pod spec's ops, in an order that applies:
+        inserted containers first, then the changes to application containers at their
+        shifted index."""
         native = [c for _, c in self.sidecars] if self.settings.native else []
         legacy = [] if self.settings.native else [c for _, c in self.sidecars]
-        if self.init_added or native:
-            self.spec["initContainers"] = self.init_added + native + self.own_init
-        self.spec["containers"] = legacy + self.app
+        ops: list[Op] = []
+        front = self.init_added + native
+        if front:
+            self.spec["initContainers"] = front + self.own_init
+            ops.extend(_inserted("/spec/initContainers", "initContainers" in self.original_spec, front,
+                                 self.spec["initContainers"]))
+        if legacy:
+            self.spec["containers"] = legacy + self.app
+            ops.extend(_inserted("/spec/containers", True, legacy, self.spec["containers"]))
+        else:
+            self.spec["containers"] = self.app
+        for index, changes in self.app_ops.items():
+            at = f"/spec/containers/{len(legacy) + index}"
+            ops.extend({"op": "add", "path": at + below, "value": value} for below, value in changes)
+        return ops + self.spec_ops
+
+
+def _inserted(path: str, exists: bool, items: list[Obj], whole: list[Obj]) -> list[Op]:
+    """Ops that put ``items`` at the front of the list at ``path`` (``whole`` when it is new)."""
+    if not exists:
+        return [{"op": "add", "path": path, "value": whole}]
+    return [{"op": "add", "path": f"{path}/{k}", "value": item} for k, item in enumerate(items)]
+
+
+def _appended(path: str, exists: bool, before: list[Obj], items: list[Obj], whole: list[Obj]) -> list[Op]:
+    """Ops that append ``items`` to the list at ``path`` (``whole`` when it is new)."""
+    if not exists:
+        return [{"op": "add", "path": path, "value": whole}]
+    return [{"op": "add", "path": f"{path}/{len(before) + k}", "value": item} for k, item in enumerate(items)]
 
 
 def _tcp_probe(port: int, timing: Mapping[str, int]) -> Obj:
@@ -335,15 +395,33 @@ def inject(pod: Mapping[str, Any], settings: Settings) -> Injection:
     builder.configure_app_containers()
     builder.configure_pod()
     builder.report_exec_sleep()
-    builder.assemble()
+    spec_ops = builder.assemble()
     new_pod = builder.pod
-    changed = new_pod != pod
+    changed = bool(spec_ops)
     status = status_record(builder, settings)
-    if changed:
-        metadata = dict(pod.get("metadata") or {})
-        annotations = dict(metadata.get("annotations") or {})
-        text = orjson.dumps(status).decode()  # json.dumps' compact form, for ASCII (names are DNS labels)
-        annotations[STATUS] = text if text.isascii() else json.dumps(status, separators=(",", ":"))
-        metadata["annotations"] = annotations
-        new_pod["metadata"] = metadata
-    return Injection(pod=new_pod if changed else dict(pod), changed=changed, warnings=builder.warnings, status=status)
+    if not changed:
+        return Injection(pod=dict(pod), changed=False, warnings=builder.warnings, status=status)
+    text = orjson.dumps(status).decode()  # json.dumps' compact form, for ASCII (names are DNS labels)
+    if not text.isascii():
+        text = json.dumps(status, separators=(",", ":"))
+    return Injection(pod=new_pod, changed=True, warnings=builder.warnings, status=status,
+                     ops=[_annotate(pod, new_pod, text), *spec_ops])
+
+
+def _annotate(pod: Mapping[str, Any], new_pod: Obj, text: str) -> Op:
+    """Put the status annotation on the new Pod; return the op that does it."""
+    original = pod.get("metadata")
+    has_metadata = is_map(original)
+    metadata = dict(original) if has_metadata else {}
+    present = metadata.get("annotations")
+    has_annotations = is_map(present)
+    annotations = dict(present) if has_annotations else {}
+    annotations[STATUS] = text
+    metadata["annotations"] = annotations
+    new_pod["metadata"] = metadata
+    if not has_metadata:
+        return {"op": "add", "path": "/metadata", "value": metadata}
+    if not has_annotations:
+        return {"op": "add", "path": "/metadata/annotations", "value": annotations}
+    return {"op": "replace" if STATUS in present else "add", "path": f"/metadata/annotations/{escape(STATUS)}",
+            "value": text}

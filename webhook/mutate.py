@@ -18,7 +18,7 @@ import orjson
 from webhook.config import Config
 from webhook.errors import Denied, LimitExceeded, ReviewError, shown
 from webhook.inject import inject
-from webhook.patch import Op, make_patch
+from webhook.patch import Op
 from webhook.policy import PodContext, decide, owner_kinds
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -185,7 +185,7 @@ def _review(body: Any, config: Config) -> Outcome:
     if not result.changed:
         return skipped("nothing-to-add", "injection would add nothing: everything is already there", warnings)
 
-    ops = make_patch(dict(pod), result.pod)
+    ops = result.ops
     patch = orjson.dumps(ops)
     if len(patch) > config.limits.maxPatchBytes:
         raise LimitExceeded(
