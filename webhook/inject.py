@@ -22,12 +22,11 @@ import orjson
 
 from webhook.annotations import STATUS
 from webhook.config import Profile
-from webhook.jsontree import Template, copy_tree
+from webhook.jsontree import Template, copy_tree, is_map
 from webhook.patch import Op, escape
 from webhook.plan import (
     PROBE_HANDLERS,
     as_list,
-    is_map,
     items,
     names,
     plan_for,
@@ -362,7 +361,7 @@ def _startup_probe(container: Mapping[str, Any], port: int | None, warmup: int, 
     handler: Obj | None = None
     for key in ("livenessProbe", "readinessProbe"):
         existing = container.get(key)
-        if isinstance(existing, Mapping):
+        if is_map(existing):
             found = {h: copy_tree(existing[h]) for h in PROBE_HANDLERS if h in existing}
             if len(found) == 1:
                 handler = found

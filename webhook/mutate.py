@@ -18,6 +18,7 @@ import orjson
 from webhook.config import Config
 from webhook.errors import Denied, LimitExceeded, ReviewError, shown
 from webhook.inject import inject
+from webhook.jsontree import is_map
 from webhook.patch import Op
 from webhook.policy import PodContext, decide, owner_kinds
 
@@ -52,7 +53,7 @@ def clip_warning(text: str) -> str:
 
 def parse_request(review: Any) -> tuple[str, Mapping[str, Any]]:
     """Check the envelope; return (apiVersion, request)."""
-    if not isinstance(review, Mapping):
+    if not is_map(review):
         raise ReviewError("the body must be a JSON object (an AdmissionReview)")
     api_version = review.get("apiVersion")
     if api_version not in API_VERSIONS:
@@ -60,7 +61,7 @@ def parse_request(review: Any) -> tuple[str, Mapping[str, Any]]:
     if review.get("kind") != "AdmissionReview":
         raise ReviewError(f"kind must be AdmissionReview, got {shown(review.get('kind'))}")
     request = review.get("request")
-    if not isinstance(request, Mapping):
+    if not is_map(request):
         raise ReviewError("request is missing or not an object")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
@@ -75,7 +76,7 @@ def _response(api_version: str, uid: str, body: dict[str, Any]) -> dict[str, Any
 def _kind(request: Mapping[str, Any]) -> str:
     """`Pod` for core Pods; other groups are spelled out (`example.com/Pod` is not a Pod)."""
     kind = request.get("kind")
-    if not isinstance(kind, Mapping):
+    if not is_map(kind):
         return ""
     name = str(kind.get("kind") or "")
     group = kind.get("group") or ""
@@ -111,8 +112,8 @@ def describe(request: Mapping[str, Any]) -> tuple[str, str, str, str]:
     """(kind, namespace, name, operation) for logs: controllers send generateName only and
     may leave metadata.namespace empty, so fall back to the request's."""
     obj = request.get("object")
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    meta = meta if isinstance(meta, Mapping) else {}
+    meta = obj.get("metadata") if is_map(obj) else None
+    meta = meta if is_map(meta) else {}
     namespace = str(request.get("namespace") or meta.get("namespace") or "")
     name = meta.get("name") or request.get("name")
     if not name and meta.get("generateName"):
@@ -122,9 +123,9 @@ def describe(request: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 def review(body: Any, config: Config) -> Outcome:
     """Answer one AdmissionReview; onError answers for bounds exceeded and internal bugs."""
-    parse_request(body)
+    api_version, request = parse_request(body)
     try:
-        return _review(body, config)
+        return _review(api_version, request, config)
     except LimitExceeded as error:
         return on_error(body, config, error.reason, str(error))
     except (ReviewError, RecursionError):
@@ -133,8 +134,7 @@ def review(body: Any, config: Config) -> Outcome:
         return on_error(body, config, "internal-error", f"internal error ({type(error).__name__})")
 
 
-def _review(body: Any, config: Config) -> Outcome:
-    api_version, request = parse_request(body)
+def _review(api_version: str, request: Mapping[str, Any], config: Config) -> Outcome:
     uid: str = request["uid"]
     kind, namespace, name, operation = describe(request)
     pod = request.get("object")
@@ -153,11 +153,11 @@ def _review(body: Any, config: Config) -> Outcome:
         return skipped("not-create", f"operation {operation if operation not in ('', 'None') else 'unknown'} is not CREATE")
     if request.get("subResource"):
         return skipped("subresource", f"subresource {request['subResource']} is not injected")
-    if not isinstance(pod, Mapping):
+    if not is_map(pod):
         raise ReviewError("request.object must be the Pod being created")
 
     user = request.get("userInfo")
-    user = user if isinstance(user, Mapping) else {}
+    user = user if is_map(user) else {}
     groups = user.get("groups")
     context = PodContext(
         namespace=namespace,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.config import PodInfo, Profile
-from webhook.jsontree import Template, copy_tree
+from webhook.jsontree import Template, copy_tree, is_map
 from webhook.policy import Settings
 
 Obj = dict[str, Any]
@@ -35,12 +35,6 @@ def as_list(value: Any) -> list[Any]:
 def items(value: Any) -> list[Any] | tuple[()]:
     """The list itself, to read (no copy), or nothing."""
     return value if type(value) is list else ()
-
-
-def is_map(value: Any) -> bool:
-    """isinstance(value, Mapping), with the exact-dict case first: the ABC check costs ten times
-    more, and per item of a Pod it adds up."""
-    return type(value) is dict or isinstance(value, Mapping)
 
 
 def names(items: list[Any]) -> set[str]:
@@ -151,7 +145,7 @@ def prepare_sidecar(container: Obj, profile_name: str, profile: Profile, setting
         container["restartPolicy"] = "Always"
         if settings.hold_application and "startupProbe" not in container:
             readiness = container.get("readinessProbe")
-            probe = derived_startup_probe(readiness) if isinstance(readiness, Mapping) else None
+            probe = derived_startup_probe(readiness) if is_map(readiness) else None
             if probe is None:
                 warnings.append(
                     f"sidecar {container['name']} has no readinessProbe: the application may start before it is ready"

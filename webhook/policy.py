@@ -14,6 +14,7 @@ from typing import Any
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, Profile
 from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, shown
+from webhook.jsontree import is_map
 
 # Kinds whose Pods run to completion: a legacy sidecar would keep them running forever.
 RUN_TO_COMPLETION_OWNERS = frozenset({"Job"})
@@ -64,34 +65,34 @@ class Decision:
 
 def _metadata(pod: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     meta = pod.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
+    meta = meta if is_map(meta) else {}
     annotations = meta.get("annotations")
     labels = meta.get("labels")
     return (
-        annotations if isinstance(annotations, Mapping) else {},
-        labels if isinstance(labels, Mapping) else {},
+        annotations if is_map(annotations) else {},
+        labels if is_map(labels) else {},
     )
 
 
 def owner_kinds(pod: Mapping[str, Any]) -> tuple[str, ...]:
     """Kinds of the Pod's owners (a Job's Pods are owned by the Job)."""
     meta = pod.get("metadata")
-    owners = meta.get("ownerReferences") if isinstance(meta, Mapping) else None
+    owners = meta.get("ownerReferences") if is_map(meta) else None
     if not isinstance(owners, list):
         return ()
-    return tuple(str(o.get("kind")) for o in owners if isinstance(o, Mapping) and o.get("kind"))
+    return tuple(str(o.get("kind")) for o in owners if is_map(o) and o.get("kind"))
 
 
 def spec_list(pod: Mapping[str, Any], key: str) -> list[Any]:
     spec = pod.get("spec")
-    value = spec.get(key) if isinstance(spec, Mapping) else None
+    value = spec.get(key) if is_map(spec) else None
     return value if isinstance(value, list) else []
 
 
 def runs_to_completion(pod: Mapping[str, Any], context: PodContext) -> bool:
     """Job Pods, and any Pod whose restartPolicy lets it finish."""
     spec = pod.get("spec")
-    policy = spec.get("restartPolicy") if isinstance(spec, Mapping) else None
+    policy = spec.get("restartPolicy") if is_map(spec) else None
     return bool(RUN_TO_COMPLETION_OWNERS.intersection(context.owner_kinds)) or policy in ("Never", "OnFailure")
 
 
@@ -100,24 +101,26 @@ _CONTAINER_DICTS = ("lifecycle", "readinessProbe", "livenessProbe", "startupProb
 _CONTAINER_LISTS_OF_OBJECTS = ("volumeMounts", "env", "ports")
 
 
-def _is_object(value: Any) -> bool:
-    """isinstance(value, Mapping), with the exact-dict case first: the ABC check per list item
-    was the largest cost of deciding on a big Pod."""
-    return type(value) is dict or isinstance(value, Mapping)
-
-
-def _all_objects(items: list[Any]) -> bool:
-    for item in items:
-        if type(item) is not dict and not isinstance(item, Mapping):
-            return False
-    return True
+def _container_problem(container: Mapping[str, Any]) -> str | None:
+    """What is wrong with one container's fields that we read, as ``field is not ...``."""
+    for name in _CONTAINER_DICTS:
+        if name in container and not is_map(container[name]):
+            return f"{name} is not an object"
+    for name in _CONTAINER_LISTS_OF_OBJECTS:
+        items = container.get(name, ())
+        if type(items) is not list and items != ():
+            return f"{name} is not a list of objects"
+        for item in items:
+            if type(item) is not dict and not is_map(item):
+                return f"{name} is not a list of objects"
+    return None
 
 
 def _named_objects(value: Any, where: str) -> str | None:
     if not isinstance(value, list):
         return f"{where} is not a list"
     for index, item in enumerate(value):
-        if not _is_object(item) or not isinstance(item.get("name"), str):
+        if not is_map(item) or not isinstance(item.get("name"), str):
             return f"{where}[{index}] is not an object with a name"
     return None
 
@@ -129,14 +132,14 @@ def shape_problem(pod: Mapping[str, Any]) -> str | None:
     fuzzed reviews; checking once here keeps inject() free of defensive code.
     """
     meta = pod.get("metadata", {})
-    if not isinstance(meta, Mapping):
+    if not is_map(meta):
         return "metadata is not an object"
     for key in ("annotations", "labels"):
         value = meta.get(key, {})
-        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        if not is_map(value) or not all(type(v) is str or isinstance(v, str) for v in value.values()):
             return f"metadata.{key} is not a map of strings"
     spec = pod.get("spec")
-    if not isinstance(spec, Mapping):
+    if not is_map(spec):
         return "spec is missing or not an object"
     if not spec.get("containers"):
         return "spec.containers is empty"
@@ -144,15 +147,9 @@ def shape_problem(pod: Mapping[str, Any]) -> str | None:
         if key in spec and (problem := _named_objects(spec[key], f"spec.{key}")):
             return problem
     for key in _CONTAINER_LISTS:
-        for index, container in enumerate(spec.get(key, [])):
-            where = f"spec.{key}[{index}]"
-            for field_name in _CONTAINER_DICTS:
-                if field_name in container and not _is_object(container[field_name]):
-                    return f"{where}.{field_name} is not an object"
-            for field_name in _CONTAINER_LISTS_OF_OBJECTS:
-                items = container.get(field_name, [])
-                if not isinstance(items, list) or not _all_objects(items):
-                    return f"{where}.{field_name} is not a list of objects"
+        for index, container in enumerate(spec.get(key, ())):
+            if problem := _container_problem(container):
+                return f"spec.{key}[{index}].{problem}"
     return None
 
 
@@ -199,7 +196,7 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
     overrides = ann.parse_overrides(annotations, labels, config.profiles)
     warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
 
-    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
+    spec = pod.get("spec") if is_map(pod.get("spec")) else {}
     if spec.get("hostNetwork") is True and not (config.injectHostNetwork or overrides.inject is True):
         return skip("host-network", f"hostNetwork Pod (sidecar ports would clash with the node); set {ann.INJECT}: \"true\"",
                      *warnings)
