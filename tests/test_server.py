@@ -9,6 +9,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -412,6 +414,36 @@ def test_workers_share_port_and_metrics(server_factory: Callable[..., Server]) -
             text = client.get("/metrics").text
         assert metric_value(text, "sidecar_injector_reviews_total", '{decision="skipped",reason="opted-out"}') == sent
     assert server.stop() == 0
+
+
+def test_a_worker_that_dies_is_replaced(server_factory: Callable[..., Server]) -> None:
+    server = server_factory("--workers", "2")
+
+    def worker_pids() -> list[int]:
+        return [r["pid"] for r in server.log_records() if r["msg"] == "serving"]
+
+    wait_for(lambda: len(worker_pids()) == 2)
+    victim = worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: len(worker_pids()) == 3)
+    replaced = [r for r in server.log_records() if r["msg"] == "worker exited; starting another"]
+    assert [(r["pid"], r["exitcode"]) for r in replaced] == [(victim, -signal.SIGKILL)]
+    with server.client() as client:
+        assert post_review(client, load_review("opt-out-annotation")).status_code == 200
+    assert server.stop() == 0
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
+    """A worker exiting with STARTUP_FAILURE would fail the same way again: no restart loop."""
+    code = (
+        "import socket, sys\n"
+        "from webhook.supervisor import supervise\n"
+        "from supervisor_targets import cannot_start\n"
+        "sys.exit(supervise(2, cannot_start, (), (socket.socket(),)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
 
 
 # --- load ---------------------------------------------------------------------------------------

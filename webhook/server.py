@@ -8,9 +8,8 @@ Why not plain ``uvicorn.run``:
 * uvicorn stops at once on SIGTERM. A webhook must first leave the Service's Endpoints:
   SIGTERM flips /readyz to 503 and keeps serving for ``drain_seconds``, then stops accepting
   and exits 0 once in-flight requests are answered.
-* With several workers, a small supervisor binds the socket once, spawns workers that each
-  run this same server (with their own reload loops), forwards SIGTERM to them and gives them
-  a shared PROMETHEUS_MULTIPROC_DIR so /metrics counts all of them.
+* With several workers, the socket is bound once here and ``webhook.supervisor`` spawns
+  workers that each run this same server (with their own reload loops).
 * The listeners are created here rather than by uvicorn: the TLS handshake gets a timeout (a
   client that connects and never says hello is dropped), every request must arrive within
   ``--header-timeout`` (``connections.TimedRequestProtocol``), and ``--health-port`` adds a
@@ -23,12 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import socket
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -48,18 +44,17 @@ from webhook.errors import ConfigError
 from webhook.logging_setup import setup_logging
 from webhook.review_cache import DEFAULT_ENTRIES, ReviewCache
 from webhook.metrics import (
-    MULTIPROC_ENV,
     Metrics,
     create_metrics,
     multiproc_dir_from_env,
     set_config_hash,
     worker_exited,
 )
+from webhook.supervisor import STARTUP_FAILURE, supervise
 from webhook.tls import ReloadingContext
 
 log = logging.getLogger("webhook.server")
 
-STARTUP_FAILURE = 3  # a worker's exit code for "would fail the same way on restart"
 # Connection hygiene: idle keep-alive connections are closed after 30 s, an HTTP head may not
 # exceed 64 KiB (431, for either parser: see connections.py), and past --max-connections
 # concurrent connections/requests new requests get 503 at once instead of queueing (the API
@@ -428,63 +423,6 @@ def _worker_main(options: ServeOptions, sock: socket.socket, health_sock: socket
     raise SystemExit(code)
 
 
-def supervise(options: ServeOptions, sock: socket.socket, health_sock: socket.socket | None = None) -> int:
-    """Keep ``options.workers`` workers on the shared socket(s); forward SIGTERM/SIGINT and wait."""
-    spawn = multiprocessing.get_context("spawn")
-    received: list[int] = []
-    stop = threading.Event()
-
-    def on_signal(sig: int, frame: FrameType | None) -> None:
-        received.append(sig)
-        stop.set()
-
-    def start() -> multiprocessing.process.BaseProcess:
-        worker = spawn.Process(target=_worker_main, args=(options, sock, health_sock, os.getpid()),
-                               name="sidecar-injector-worker")
-        worker.start()
-        return worker
-
-    with tempfile.TemporaryDirectory(prefix="sidecar-injector-metrics-") as metrics_dir:
-        # prometheus_client chooses file-backed values at import; workers import it after this is set.
-        previous_dir = os.environ.get(MULTIPROC_ENV)
-        os.environ[MULTIPROC_ENV] = metrics_dir
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        exit_code = 0
-        try:
-            workers = [start() for _ in range(options.workers)]
-            log.info("supervising workers", extra={"fields": {"pids": [w.pid for w in workers]}})
-            while not stop.wait(0.5):
-                for index, worker in enumerate(workers):
-                    if worker.is_alive():
-                        continue
-                    if worker.exitcode == STARTUP_FAILURE:
-                        log.error("a worker failed to start; stopping", extra={"fields": {"pid": worker.pid}})
-                        exit_code = 1
-                        stop.set()
-                        break
-                    log.warning("worker exited; starting another",
-                                extra={"fields": {"pid": worker.pid, "exitcode": worker.exitcode}})
-                    workers[index] = start()
-            forward = received[0] if received else signal.SIGTERM
-            for worker in workers:
-                if worker.is_alive() and worker.pid is not None:
-                    os.kill(worker.pid, forward)
-            for worker in workers:
-                worker.join()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            if previous_dir is None:
-                os.environ.pop(MULTIPROC_ENV, None)
-            else:
-                os.environ[MULTIPROC_ENV] = previous_dir
-            sock.close()
-            if health_sock is not None:
-                health_sock.close()
-    log.info("all workers stopped")
-    return exit_code
-
-
 def run(options: ServeOptions) -> int:
     """`serve`: check everything that can fail before binding, then serve (or supervise workers)."""
     try:
@@ -509,4 +447,4 @@ def run(options: ServeOptions) -> int:
             raise
     if options.workers <= 1:
         return serve_worker(options, sock, health_sock)
-    return supervise(options, sock, health_sock)
+    return supervise(options.workers, _worker_main, (options, sock, health_sock), (sock, health_sock))
