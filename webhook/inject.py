@@ -23,7 +23,7 @@ import orjson
 from webhook.annotations import STATUS
 from webhook.config import Profile
 from webhook.jsontree import Template, copy_tree, is_map
-from webhook.patch import Op, escape
+from webhook.patch import Op, add, escape, grown
 from webhook.plan import (
     PROBE_HANDLERS,
     as_list,
@@ -85,7 +85,7 @@ class _Builder:
         self.pod_level_warned = False
         self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
         # Ops by where they apply; ``patch()`` puts them in an order that applies.
-        self.app_ops: dict[int, list[tuple[str, Any]]] = {}  # application container index: (path below it, value)
+        self.app_ops: dict[int, list[Op]] = {}  # by application container index, paths below the container
         self.spec_ops: list[Op] = []
 
     def _sleep(self, container_name: str, seconds: int) -> Obj:
@@ -172,8 +172,8 @@ class _Builder:
                 self.volumes_added.append(name)
         if added:
             self.spec["volumes"] = existing + added
-            self.spec_ops.extend(_appended("/spec/volumes", "volumes" in self.original_spec, existing, added,
-                                           self.spec["volumes"]))
+            self.spec_ops.extend(grown("/spec/volumes", "volumes" in self.original_spec, len(existing), added,
+                                       self.spec["volumes"]))
 
     def _profile_has_sidecars(self, profile_name: str) -> bool:
         return any(name == profile_name for name, _ in self.sidecars)
@@ -232,11 +232,8 @@ class _Builder:
         existing = container.get("volumeMounts")
         have = existing if isinstance(existing, list) else []
         container["volumeMounts"] = have + mounts
-        ops = self.app_ops.setdefault(index, [])
-        if isinstance(existing, list):
-            ops.extend((f"/volumeMounts/{len(have) + k}", mount) for k, mount in enumerate(mounts))
-        else:
-            ops.append(("/volumeMounts", container["volumeMounts"]))
+        self.app_ops.setdefault(index, []).extend(
+            grown("/volumeMounts", isinstance(existing, list), len(have), mounts, container["volumeMounts"]))
 
     def _drain(self, index: int, name: str) -> None:
         lifecycle = self.app[index].get("lifecycle")
@@ -249,8 +246,7 @@ class _Builder:
         new_lifecycle["preStop"] = self._sleep(name, self.settings.drain_seconds)
         container["lifecycle"] = new_lifecycle
         self.app_ops.setdefault(index, []).append(
-            ("/lifecycle/preStop", new_lifecycle["preStop"]) if has_lifecycle
-            else ("/lifecycle", new_lifecycle))
+            add("/lifecycle/preStop", new_lifecycle["preStop"]) if has_lifecycle else add("/lifecycle", new_lifecycle))
 
     def _probes(self, index: int, name: str) -> None:
         settings = self.settings
@@ -273,7 +269,7 @@ class _Builder:
                 wanted["startupProbe"] = probe
         if wanted:
             self._app_container(index).update(wanted)
-            self.app_ops.setdefault(index, []).extend((f"/{key}", value) for key, value in wanted.items())
+            self.app_ops.setdefault(index, []).extend(add(f"/{key}", value) for key, value in wanted.items())
 
     # -- pod level --------------------------------------------------------------------
 
@@ -285,7 +281,7 @@ class _Builder:
                 self.warnings.append("shareProcessNamespace not set: the Pod uses hostPID, which forbids it")
             elif "shareProcessNamespace" not in spec:
                 spec["shareProcessNamespace"] = True
-                self.spec_ops.append({"op": "add", "path": "/spec/shareProcessNamespace", "value": True})
+                self.spec_ops.append(add("/spec/shareProcessNamespace", True))
             elif spec["shareProcessNamespace"] is not True:
                 self.warnings.append("the Pod sets shareProcessNamespace: false; left as it is")
         required = 0
@@ -319,31 +315,14 @@ class _Builder:
         front = self.init_added + native
         if front:
             self.spec["initContainers"] = front + self.own_init
-            ops.extend(_inserted("/spec/initContainers", "initContainers" in self.original_spec, front,
-                                 self.spec["initContainers"]))
-        if legacy:
-            self.spec["containers"] = legacy + self.app
-            ops.extend(_inserted("/spec/containers", True, legacy, self.spec["containers"]))
-        else:
-            self.spec["containers"] = self.app
+            ops.extend(grown("/spec/initContainers", "initContainers" in self.original_spec, 0, front,
+                             self.spec["initContainers"]))
+        self.spec["containers"] = legacy + self.app if legacy else self.app
+        ops.extend(grown("/spec/containers", True, 0, legacy, self.spec["containers"]))
         for index, changes in self.app_ops.items():
             at = f"/spec/containers/{len(legacy) + index}"
-            ops.extend({"op": "add", "path": at + below, "value": value} for below, value in changes)
+            ops.extend({**op, "path": at + op["path"]} for op in changes)
         return ops + self.spec_ops
-
-
-def _inserted(path: str, exists: bool, items: list[Obj], whole: list[Obj]) -> list[Op]:
-    """Ops that put ``items`` at the front of the list at ``path`` (``whole`` when it is new)."""
-    if not exists:
-        return [{"op": "add", "path": path, "value": whole}]
-    return [{"op": "add", "path": f"{path}/{k}", "value": item} for k, item in enumerate(items)]
-
-
-def _appended(path: str, exists: bool, before: list[Obj], items: list[Obj], whole: list[Obj]) -> list[Op]:
-    """Ops that append ``items`` to the list at ``path`` (``whole`` when it is new)."""
-    if not exists:
-        return [{"op": "add", "path": path, "value": whole}]
-    return [{"op": "add", "path": f"{path}/{len(before) + k}", "value": item} for k, item in enumerate(items)]
 
 
 def _tcp_probe(port: int, timing: Mapping[str, int]) -> Obj:
