@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_certs, run_cli
 from cryptography import x509
 
 from webhook.cli import build_parser, main
+
+from conftest import make_certs, run_cli
 
 SERVE_ENV_VARS = [
     "SIDECAR_INJECTOR_HOST",

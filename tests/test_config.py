@@ -600,8 +600,9 @@ def test_requester_wildcards() -> None:
 
 def _inject_with(profile_data: dict[str, Any]) -> list[str]:
     """Load a one-profile config and inject a minimal Pod; [] when the config is refused or the Pod is valid."""
-    from k8s_checks import pod_errors
     from webhook.mutate import review
+
+    from k8s_checks import pod_errors
 
     try:
         config = parse_config({"defaultProfiles": ["p"], "profiles": {"p": profile_data}}, "test.yaml")

@@ -7,6 +7,10 @@ import copy
 from typing import Any
 
 import pytest
+
+from webhook.config import load_config_file
+from webhook.mutate import review
+
 from corpus import as_pod, corpus_workloads
 from engine_support import (
     BASE_CONFIG,
@@ -17,9 +21,6 @@ from engine_support import (
     pod_review,
 )
 from k8s_checks import LATEST_SCHEMA, pod_errors
-
-from webhook.config import load_config_file
-from webhook.mutate import review
 
 CONFIG = load_config_file(BASE_CONFIG)
 WORKLOADS = corpus_workloads()

@@ -28,15 +28,16 @@ import httpx
 import jsonpatch
 import orjson
 import pytest
-from conftest import GOLDEN_CONFIG, Server, ssl_context_from, start_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from k8s_checks import semantic_errors
 
 from webhook import annotations as ann
 from webhook.config import load_config_file
 from webhook.errors import ReviewError
 from webhook.mutate import parse_request, review
+
+from conftest import GOLDEN_CONFIG, Server, ssl_context_from, start_server
+from k8s_checks import semantic_errors
 
 CONFIG = load_config_file(GOLDEN_CONFIG)
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")

@@ -12,6 +12,8 @@ import os
 import pytest
 import yaml
 
+from webhook.mutate import review
+
 from engine_support import (
     FIXTURES,
     apply,
@@ -24,7 +26,6 @@ from engine_support import (
     summary,
 )
 from k8s_checks import LATEST_SCHEMA, pod_errors
-from webhook.mutate import review
 
 REFRESH = os.environ.get("REFRESH_GOLDENS") == "1"
 CASES = case_names()

@@ -16,12 +16,13 @@ import jsonpatch
 import pytest
 import yaml
 
-from k8s_checks import pod_errors
 from webhook import annotations as ann
 from webhook.config import Config, load_config_text, parse_config
 from webhook.errors import ConfigError
 from webhook.inject import Injection, inject
 from webhook.policy import PodContext, decide
+
+from k8s_checks import pod_errors
 
 CONFIG_TEXT = """
 defaultProfiles: [proxy]

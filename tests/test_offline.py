@@ -14,9 +14,6 @@ from typing import Any
 import pytest
 import yaml
 
-from corpus import as_pod, corpus_files
-from engine_support import BASE_CONFIG, apply, case_config, case_names, decoded_patch, load_review
-from k8s_checks import LATEST_SCHEMA, pod_errors
 from webhook.cli import main
 from webhook.config import Config, example_config, load_config_file
 from webhook.mutate import review
@@ -30,6 +27,10 @@ from webhook.offline import (
     with_kubernetes_version,
 )
 from webhook.workloads import OWNER_KINDS, POD_TEMPLATE_PATHS, iter_pod_templates, replace_template
+
+from corpus import as_pod, corpus_files
+from engine_support import BASE_CONFIG, apply, case_config, case_names, decoded_patch, load_review
+from k8s_checks import LATEST_SCHEMA, pod_errors
 
 REPO = Path(__file__).resolve().parents[1]
 STATUS = "sidecar-injector.io/status"

@@ -7,7 +7,6 @@ import pytest
 
 from webhook.patch import escape, grown
 
-
 # --------------------------------------------------------------------------- JSON Pointer escaping
 
 

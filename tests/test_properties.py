@@ -16,6 +16,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from webhook.config import load_config_file
+from webhook.mutate import review
+
 from engine_support import (
     BASE_CONFIG,
     apply,
@@ -24,12 +30,7 @@ from engine_support import (
     op_paths_allowed,
     pod_review,
 )
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 from k8s_checks import LATEST_SCHEMA, pod_errors, semantic_errors
-
-from webhook.config import load_config_file
-from webhook.mutate import review
 
 CONFIG = load_config_file(BASE_CONFIG)
 A = "sidecar-injector.io/"

@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import GOLDEN_CONFIG, REPO, Server, load_review, ssl_context_from
 
 from webhook import app
 from webhook.app import DEADLINE_REASON, Reply, answer, answer_in_time
@@ -34,6 +33,8 @@ from webhook.config import Config, load_config_text, parse_config
 from webhook.deadline import INLINE_MAX_BYTES, run_within
 from webhook.errors import ConfigError
 from webhook.server import GRACEFUL_SHUTDOWN_SECONDS, ServeOptions, load_config
+
+from conftest import GOLDEN_CONFIG, REPO, Server, load_review, ssl_context_from
 
 JSON = {"Content-Type": "application/json"}
 MANIFESTS = REPO / "manifests" / "base"

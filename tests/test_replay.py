@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import FIXTURES, REPO, Server, run_cli
 
 SCRIPT = REPO / "scripts" / "replay.sh"

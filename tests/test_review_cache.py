@@ -14,10 +14,10 @@ import orjson
 import pytest
 
 from webhook.app import answer, count, log_review
+from webhook.cli import build_parser
 from webhook.config import load_config_file, override
 from webhook.metrics import create_metrics, exposition
 from webhook.review_cache import ReviewCache
-from webhook.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config_file(ROOT / "bench" / "config.yaml")

@@ -23,11 +23,12 @@ import httpx
 import jsonpatch
 import pytest
 import yaml
-from conftest import FIXTURES, Server, load_review, make_certs, run_cli, ssl_context_from
 from cryptography import x509
 
 from webhook import certs
 from webhook.config import example_config_text
+
+from conftest import FIXTURES, Server, load_review, make_certs, run_cli, ssl_context_from
 
 JSON = {"Content-Type": "application/json"}
 # Golden cases that run with the shared golden config (the others bring a <case>.config.yaml).

@@ -20,11 +20,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tls_support import client_certificate
 from webhook import certs
 from webhook.certs import CertBundle
 from webhook.errors import ConfigError
 from webhook.tls import TLS_CIPHERS, ReloadingContext, build_server_context
+
+from tls_support import client_certificate
 
 TIMEOUT = 5.0
 

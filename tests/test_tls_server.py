@@ -21,11 +21,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tls_support import client_certificate
-from conftest import GOLDEN_CONFIG, START_TIMEOUT, Server, free_port, load_review, make_certs, ssl_context_from
 from cryptography.hazmat.primitives import serialization
 
 from webhook import certs
+
+from conftest import GOLDEN_CONFIG, START_TIMEOUT, Server, free_port, load_review, make_certs, ssl_context_from
+from tls_support import client_certificate
 
 JSON = {"Content-Type": "application/json"}
 REPLICASET_CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"

@@ -42,7 +42,6 @@ from webhook.connections import REQUEST_TIMEOUT_SECONDS, timed_protocol
 from webhook.deadline import offload_executor
 from webhook.errors import ConfigError
 from webhook.logging_setup import setup_logging
-from webhook.review_cache import DEFAULT_ENTRIES, ReviewCache
 from webhook.metrics import (
     Metrics,
     create_metrics,
@@ -50,6 +49,7 @@ from webhook.metrics import (
     set_config_hash,
     worker_exited,
 )
+from webhook.review_cache import DEFAULT_ENTRIES, ReviewCache
 from webhook.supervisor import STARTUP_FAILURE, supervise
 from webhook.tls import ReloadingContext
 
