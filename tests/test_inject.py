@@ -861,3 +861,13 @@ def test_ops_add_metadata_to_a_pod_without_any() -> None:
     result = inject(pod, decide(make_pod(), SHOP, CONFIG).settings)  # type: ignore[arg-type]
     assert result.ops[0]["path"] == "/metadata"
     assert jsonpatch.apply_patch(pod, result.ops, in_place=False) == result.pod
+
+
+@pytest.mark.parametrize("key", ["volumes", "initContainers"])
+def test_ops_replace_a_list_that_is_null_when_inject_is_called_on_its_own(key: str) -> None:
+    """decide() skips such Pods as malformed; inject() on its own still gives ops that apply."""
+    pod = make_pod(**{key: None})
+    result = inject(pod, decide(make_pod(), SHOP, CONFIG).settings)  # type: ignore[arg-type]
+    assert f"add /spec/{key}" in _paths(result)
+    assert jsonpatch.apply_patch(pod, result.ops, in_place=False) == result.pod
+

@@ -134,6 +134,9 @@ def _with(path: tuple[Any, ...], value: Any, delete: bool = False) -> dict[str, 
          "spec.containers[0].volumeMounts is not a list of objects"),
         (_with(("spec", "containers", 0, "ports"), [8080]), "spec.containers[0].ports is not a list of objects"),
         (_with(("spec", "containers", 0, "ports"), None), "spec.containers[0].ports is not a list of objects"),
+        (_with(("spec", "terminationGracePeriodSeconds"), 60.0), "spec.terminationGracePeriodSeconds is not an integer"),
+        (_with(("spec", "terminationGracePeriodSeconds"), "90"), "spec.terminationGracePeriodSeconds is not an integer"),
+        (_with(("spec", "terminationGracePeriodSeconds"), True), "spec.terminationGracePeriodSeconds is not an integer"),
     ],
 )
 def test_malformed_pods_are_skipped_with_the_problem_named(pod: dict[str, Any], problem: str) -> None:

@@ -84,7 +84,7 @@ class _Builder:
         self.volumes_added: list[str] = []
         self.pod_level_warned = False
         self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
-        # Ops by where they apply; ``patch()`` puts them in an order that applies.
+        # Ops by where they apply; ``assemble()`` puts them in an order that applies.
         self.app_ops: dict[int, list[Op]] = {}  # by application container index, paths below the container
         self.spec_ops: list[Op] = []
 
@@ -172,7 +172,7 @@ class _Builder:
                 self.volumes_added.append(name)
         if added:
             self.spec["volumes"] = existing + added
-            self.spec_ops.extend(grown("/spec/volumes", "volumes" in self.original_spec, len(existing), added,
+            self.spec_ops.extend(grown("/spec/volumes", isinstance(self.original_spec.get("volumes"), list), len(existing), added,
                                        self.spec["volumes"]))
 
     def _profile_has_sidecars(self, profile_name: str) -> bool:
@@ -308,14 +308,16 @@ class _Builder:
     def assemble(self) -> list[Op]:
         """Put the containers in place; return the Pod spec's ops, in an order that applies:
         inserted containers first, then the changes to application containers at their
-        shifted index."""
+        shifted index. This rests on two rules the builder keeps: the only insertions into
+        spec.containers are the legacy sidecars, in front; and no op writes inside a value an
+        earlier op added (an added value is complete when its op is recorded)."""
         native = [c for _, c in self.sidecars] if self.settings.native else []
         legacy = [] if self.settings.native else [c for _, c in self.sidecars]
         ops: list[Op] = []
         front = self.init_added + native
         if front:
             self.spec["initContainers"] = front + self.own_init
-            ops.extend(grown("/spec/initContainers", "initContainers" in self.original_spec, 0, front,
+            ops.extend(grown("/spec/initContainers", isinstance(self.original_spec.get("initContainers"), list), 0, front,
                              self.spec["initContainers"]))
         self.spec["containers"] = legacy + self.app if legacy else self.app
         ops.extend(grown("/spec/containers", True, 0, legacy, self.spec["containers"]))

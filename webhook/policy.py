@@ -143,6 +143,9 @@ def shape_problem(pod: Mapping[str, Any]) -> str | None:
         return "spec is missing or not an object"
     if not spec.get("containers"):
         return "spec.containers is empty"
+    grace = spec.get("terminationGracePeriodSeconds")
+    if grace is not None and type(grace) is not int:  # 60.0 or "60": an API server never sends one
+        return "spec.terminationGracePeriodSeconds is not an integer"
     for key in (*_CONTAINER_LISTS, "volumes"):
         if key in spec and (problem := _named_objects(spec[key], f"spec.{key}")):
             return problem
