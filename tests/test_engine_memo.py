@@ -65,3 +65,31 @@ def test_templates_that_orjson_would_change_are_copied_by_walking() -> None:
         template = Template(odd)  # type: ignore[arg-type]
         copied = template.copy()
         assert copied == odd and type(copied) is dict and copied is not odd
+
+
+def _plans(config: Any) -> bytes:
+    """Every prepared plan's templates, serialised: what shared outputs must never change."""
+    values = []
+    for settings, _ in config.resolved.values():
+        plan = settings.plan_cache.get("inject")
+        if plan is not None:
+            values += [t.value for *_, t in plan.init] + [s[2].value for s in plan.sidecars]
+            values += [v.value for v, _ in plan.volumes]
+    return orjson.dumps(values)
+
+
+def test_shared_outputs_give_the_same_answers_and_never_change_the_plan() -> None:
+    """The server's fresh_copies=False: the answer is the one a fresh copy gives, for every golden
+    case (pod-level resources, legacy sidecars, clashes...), and the plans they were built from
+    stay as prepared, so the same reviews asked again get the same answers."""
+    from engine_support import case_config, case_names, load_review
+
+    cases = [(case, case_config(case)) for case in case_names()]
+    shared_first = [review(load_review(case), config, fresh_copies=False) for case, config in cases]
+    plans = [_plans(config) for _, config in cases]
+    fresh = [review(load_review(case), config) for case, config in cases]
+    shared_again = [review(load_review(case), config, fresh_copies=False) for case, config in cases]
+    for (case, config), a, b, c, plan in zip(cases, shared_first, fresh, shared_again, plans):
+        assert a.review == b.review == c.review, case
+        assert a.patched_pod == b.patched_pod, case
+        assert _plans(config) == plan, case

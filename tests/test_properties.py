@@ -135,6 +135,7 @@ def test_injection_is_sound(pod: dict[str, Any], uid: Any) -> None:
     outcome = review(pod_review(pod, str(uid)), CONFIG)
     assert pod == before, "the input Pod was modified"
     assert outcome.review["response"]["uid"] == str(uid)
+    assert review(pod_review(pod, str(uid)), CONFIG, fresh_copies=False).review == outcome.review  # the server's way
     ops = decoded_patch(outcome)
     if ops is None:
         return

@@ -220,7 +220,7 @@ def test_a_review_in_time_is_the_review() -> None:
 
 def test_a_recursion_error_from_the_core_is_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
     """The core leaves RecursionError (a pathologically nested request) to the edge: never a 500."""
-    def recurse(body: Any, config: Config) -> Any:
+    def recurse(body: Any, config: Config, **options: Any) -> Any:
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr(app, "review", recurse)

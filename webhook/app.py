@@ -146,7 +146,7 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
         if found is not None:
             return outcome_reply(with_uid(found, key[1]), cached=True)
     try:
-        outcome = review(body, config)
+        outcome = review(body, config, fresh_copies=False)  # only its response is sent and kept
     except ReviewError as error:
         return error_reply(400, "invalid-review", str(error), _uid_of(body))
     except RecursionError:

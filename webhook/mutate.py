@@ -121,11 +121,14 @@ def describe(request: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return _kind(request), namespace, str(name or ""), str(request.get("operation", ""))
 
 
-def review(body: Any, config: Config) -> Outcome:
-    """Answer one AdmissionReview; onError answers for bounds exceeded and internal bugs."""
+def review(body: Any, config: Config, fresh_copies: bool = True) -> Outcome:
+    """Answer one AdmissionReview; onError answers for bounds exceeded and internal bugs.
+
+    ``fresh_copies=False``: the Outcome's ``patch`` and ``patched_pod`` may share objects with
+    the config's prepared plan (see inject()); for a caller that only sends ``review``."""
     api_version, request = parse_request(body)
     try:
-        return _review(api_version, request, config)
+        return _review(api_version, request, config, fresh_copies)
     except LimitExceeded as error:
         return on_error(body, config, error.reason, str(error))
     except (ReviewError, RecursionError):
@@ -134,7 +137,7 @@ def review(body: Any, config: Config) -> Outcome:
         return on_error(body, config, "internal-error", f"internal error ({type(error).__name__})")
 
 
-def _review(api_version: str, request: Mapping[str, Any], config: Config) -> Outcome:
+def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_copies: bool) -> Outcome:
     uid: str = request["uid"]
     kind, namespace, name, operation = describe(request)
     pod = request.get("object")
@@ -179,7 +182,7 @@ def _review(api_version: str, request: Mapping[str, Any], config: Config) -> Out
     if not decision.inject or decision.settings is None:
         return skipped(decision.reason, decision.message, decision.warnings)
 
-    result = inject(pod, decision.settings)
+    result = inject(pod, decision.settings, fresh_copies)
     warnings = [*decision.warnings, *result.warnings]
     profiles = tuple(name for name, _ in decision.settings.profiles)
     if not result.changed:
