@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonpatch
+import orjson
 import yaml
 
+from webhook.app import answer
 from webhook.config import Config, load_config_file, parse_config
 from webhook.mutate import Outcome
 
@@ -58,6 +60,13 @@ def pod_review(pod: Mapping[str, Any], uid: str = "uid-1", namespace: str = "sho
             "object": pod,
         },
     }
+
+
+def server_answer_differs(body: Mapping[str, Any], config: Config, outcome: Outcome) -> bool:
+    """Whether the server's answer to these bytes (decoded to the fields the review reads,
+    webhook.review_decode) differs from ``outcome``, the review of the whole body."""
+    reply = answer(orjson.dumps(body), config)
+    return reply.status != 200 or reply.body != orjson.dumps(outcome.review)
 
 
 def decoded_patch(outcome: Outcome) -> list[dict[str, Any]] | None:

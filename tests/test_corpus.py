@@ -19,6 +19,7 @@ from engine_support import (
     lost_user_data,
     op_paths_allowed,
     pod_review,
+    server_answer_differs,
 )
 from k8s_checks import LATEST_SCHEMA, pod_errors
 
@@ -40,8 +41,10 @@ def test_corpus_pod_injects_cleanly(ident: str, workload: dict[str, Any], ref: A
     if ref.owner_kind:
         meta["ownerReferences"] = [{"apiVersion": "v1", "kind": ref.owner_kind, "name": ref.name or "x", "uid": "u"}]
     original = copy.deepcopy(pod)
-    outcome = review(pod_review(pod, "corpus", ref.namespace or "corpus"), CONFIG)
+    body = pod_review(pod, "corpus", ref.namespace or "corpus")
+    outcome = review(body, CONFIG)
     assert pod == original
+    assert not server_answer_differs(body, CONFIG, outcome)
     ops = decoded_patch(outcome)
     if ops is None:
         # Only a hostNetwork Pod or one already carrying every piece is left alone.

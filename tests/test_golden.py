@@ -23,6 +23,7 @@ from engine_support import (
     load_review,
     lost_user_data,
     op_paths_allowed,
+    server_answer_differs,
     summary,
 )
 from k8s_checks import LATEST_SCHEMA, pod_errors
@@ -66,6 +67,7 @@ def test_patch_is_sound(case: str) -> None:
     body = load_review(case)
     config = case_config(case)
     outcome = review(body, config)
+    assert not server_answer_differs(body, config, outcome)
     response = outcome.review["response"]
     assert response["uid"] == body["request"]["uid"]
     assert outcome.review["apiVersion"] == body["apiVersion"]

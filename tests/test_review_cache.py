@@ -55,15 +55,44 @@ def test_a_repeat_with_another_uid_is_answered_from_the_cache_with_its_own_uid()
     {"operation": "UPDATE"},
     {"subResource": "status"},
     {"userInfo": {"username": "someone-else"}},
-    {"dryRun": True},
 ])
-def test_any_other_difference_misses(change: dict[str, Any]) -> None:
+def test_any_other_difference_the_answer_reads_misses(change: dict[str, Any]) -> None:
     cache = ReviewCache(8)
     answer(_body("uid-0"), CONFIG, cache)
     answer(_body("uid-1"), CONFIG, cache)
     other = answer(_body("uid-2", **change), CONFIG, cache)
     assert other.cached is False
     assert other.body == answer(_body("uid-2", **change), CONFIG).body
+
+
+@pytest.mark.parametrize("change", [
+    {"dryRun": True},
+    {"options": {"kind": "CreateOptions", "fieldManager": "someone"}},
+    {"object.metadata.managedFields.time": "2026-11-27T08:00:01Z"},  # a rollout that spans seconds
+    {"object.spec.containers.0.image": "nginx:other"},
+])
+def test_a_difference_no_answer_depends_on_hits(change: dict[str, Any]) -> None:
+    """The key is the part of the review the answer is made from (webhook.review_decode)."""
+    cache = ReviewCache(8)
+    answer(_body("uid-0"), CONFIG, cache)
+    answer(_body("uid-1"), CONFIG, cache)
+    (where, value), = change.items()
+    review = orjson.loads(_body("uid-2"))
+    if where.startswith("object."):
+        node: Any = review["request"]
+        *path, last = where.split(".")
+        for step in path:
+            node = node[int(step)] if step.isdigit() else node[step]
+            if isinstance(node, list) and step == "managedFields":
+                node = node[0]
+        node[last] = value
+    else:
+        review["request"][where] = value
+    raw = orjson.dumps(review)
+    assert raw != _body("uid-2")
+    hit = answer(raw, CONFIG, cache)
+    assert hit.cached is True
+    assert hit.body == answer(raw, CONFIG).body
 
 
 def test_a_different_object_misses() -> None:

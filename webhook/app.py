@@ -32,6 +32,7 @@ from webhook.logging_setup import log_fields
 from webhook.metrics import Metrics, exposition
 from webhook.mutate import Outcome, on_error, review
 from webhook.review_cache import ReviewCache, review_key, with_uid
+from webhook.review_decode import decode_review
 
 MUTATE_PATH = "/mutate"
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request size limit
@@ -133,13 +134,19 @@ def _uid_of(body: Any) -> str | None:
 def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Reply:
     """Body bytes -> reply: 200 with the AdmissionReview response, 400 for a bad review, 500 for a bug.
 
-    With a ``cache``, a review identical to an earlier one but for its uid gets the earlier answer
-    with its own uid (see webhook.review_cache)."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
-    key = review_key(body) if cache is not None else None
+    The body is decoded to the fields the review reads (``review_decode``; parsed whole only when
+    those cannot hold it), so the Outcome's ``patched_pod`` is of that projection: only the
+    response is sent and kept. With a ``cache``, a review whose projection is identical to an
+    earlier one's but for its uid gets the earlier answer with its own uid (see
+    webhook.review_cache); a body parsed whole is never cached."""
+    body = decode_review(raw)
+    projected = body is not None
+    if body is None:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
+    key = review_key(body) if cache is not None and projected else None
     if key is not None:
         assert cache is not None
         found = cache.get(key[0], config)

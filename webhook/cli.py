@@ -114,8 +114,9 @@ def _serve_parser(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -
         "at once", type=_positive_int, metavar="N")
     opt("--health-port", None, "also serve /healthz, /readyz and /metrics (only) over plain HTTP on this port, "
         "for probes that cannot present a client certificate; off unless set", type=_port, metavar="PORT")
-    opt("--review-cache", 512, "answers kept per worker for reviews identical but for their uid (the Pods of "
-        "one ReplicaSet or Job); 0 turns the cache off", type=_non_negative_int, metavar="N")
+    opt("--review-cache", 512, "answers kept per worker for reviews identical, in every field the answer "
+        "depends on, but for their uid (the Pods of one ReplicaSet or Job); 0 turns the cache off",
+        type=_non_negative_int, metavar="N")
     serve.add_argument("--no-review-cache", dest="review_cache", action="store_const", const=0,
                        help="same as --review-cache 0")
 

@@ -1,13 +1,15 @@
 """A bounded memo of answers to identical reviews (per worker).
 
-Every Pod of a ReplicaSet scale-up or a Job arrives byte-identical except ``request.uid``:
-on CREATE the API server sends the Pod before its name and uid exist. A rollout of a
-thousand Pods asks the same question a thousand times; this answers the repeats for about
-the cost of parsing the body.
+Every Pod of a ReplicaSet scale-up or a Job arrives identical except ``request.uid`` and
+the managedFields timestamps: on CREATE the API server sends the Pod before its name and uid
+exist. A rollout of a thousand Pods asks the same question a thousand times; this answers
+the repeats for about the cost of decoding the body.
 
-The key is taken from the whole AdmissionReview re-serialised with ``request.uid`` blanked
-(apiVersion, kind, operation, subResource, namespace, userInfo, the object, options:
-everything the answer can depend on): its length and Python's hash of it (SipHash, keyed
+The key is taken from the review as the server decodes it (``webhook.review_decode``: every
+field the answer depends on, and only those: apiVersion, kind, operation, subResource,
+namespace, userInfo, the Pod fields the engine reads), re-serialised with ``request.uid``
+blanked, so reviews that differ in nothing else (a managedFields time, an image tag) share
+an answer. Its length and Python's hash of it are kept (SipHash, keyed
 with a secret random per process, so a client cannot aim for a collision; 64 bits make an
 accidental one among a few hundred entries a chance of about 1 in 10^16 per review).
 Keeping the bytes themselves, or a second checksum, cost more than the cache saved on a
@@ -57,7 +59,8 @@ def review_key(body: Any) -> tuple[Key, str] | None:
 
     The key is taken from the body serialised again with the uid blanked: as cheap as blanking
     the uid in the raw bytes (orjson writes 6 KB in about 7 us) and immune to the spellings JSON
-    allows for one string (escapes), which the raw bytes are not.
+    allows for one string (escapes), which the raw bytes are not. The server passes the decoded
+    projection (webhook.review_decode), so only what the answer depends on is in the key.
     """
     if type(body) is not dict:
         return None

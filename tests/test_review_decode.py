@@ -1,0 +1,85 @@
+"""webhook/review_decode.py: the server decodes only what the review reads, and answers alike.
+
+That the answers are the same as from the whole body is checked where the bodies are: every
+golden case (test_golden), every corpus Pod (test_corpus) and generated Pods (test_properties)
+go through ``engine_support.server_answer_differs``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+from webhook.app import answer
+from webhook.config import load_config_file
+from webhook.review_decode import decode_review
+
+from engine_support import BASE_CONFIG, load_review
+
+CONFIG = load_config_file(BASE_CONFIG)
+
+
+def test_only_the_fields_the_review_reads_are_built() -> None:
+    review = load_review("pod-basic")
+    pod = review["request"]["object"]
+    pod["metadata"]["managedFields"] = [{"manager": "kubectl", "time": "2026-11-27T08:00:00Z"}]
+    pod["spec"]["containers"][0]["image"] = "nginx:1.27"
+    pod["spec"]["affinity"] = {"nodeAffinity": {}}
+    decoded = decode_review(orjson.dumps(review))
+    assert decoded is not None
+    assert "managedFields" not in decoded["request"]["object"]["metadata"]
+    assert "affinity" not in decoded["request"]["object"]["spec"]
+    assert "image" not in decoded["request"]["object"]["spec"]["containers"][0]
+    assert decoded["request"]["uid"] == review["request"]["uid"]
+    assert decoded["request"]["object"]["metadata"]["labels"] == pod["metadata"].get("labels", decoded[
+        "request"]["object"]["metadata"].get("labels"))
+
+
+@pytest.mark.parametrize(("raw", "status", "reason"), [
+    (b'{"apiVersion": "admission.k8s.io/v1"', 400, "malformed-json"),
+    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": "x"}', 400, "invalid-review"),
+    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", "kind": '
+     b'{"kind": "Pod"}, "operation": "CREATE", "object": [1]}}', 400, "invalid-review"),
+    (b'{"request": {"object": {"spec": {"containers": ["app"]}}}}', 400, "invalid-review"),
+])
+def test_what_the_types_cannot_hold_is_parsed_whole_and_answered_as_before(raw: bytes, status: int,
+                                                                            reason: str) -> None:
+    assert decode_review(raw) is None
+    reply = answer(raw, CONFIG)
+    assert (reply.status, reply.reason) == (status, reason)
+
+
+def test_a_number_beyond_64_bits_where_the_review_does_not_look_is_no_longer_refused() -> None:
+    """JSON allows it and the API server never sends one; orjson alone refused the whole body."""
+    review: dict[str, Any] = load_review("pod-basic")
+    text = json.dumps(review).replace('"metadata": {', '"metadata": {"x": 123456789012345678901234567890, ', 1)
+    assert orjson.dumps(decode_review(text.encode())) == orjson.dumps(decode_review(json.dumps(review).encode()))
+    assert answer(text.encode(), CONFIG).body == answer(json.dumps(review).encode(), CONFIG).body
+
+
+def test_a_number_beyond_64_bits_the_review_reads_is_answered_all_the_same() -> None:
+    """Compared, never written back: the answer is the one a small number gives."""
+    def body(grace: int) -> bytes:
+        review: dict[str, Any] = load_review("pod-basic")
+        review["request"]["object"]["spec"]["terminationGracePeriodSeconds"] = grace
+        return json.dumps(review).encode()
+
+    huge, large = answer(body(10**30), CONFIG), answer(body(10**9), CONFIG)
+    assert huge.status == large.status == 200
+    assert huge.body == large.body
+
+
+def test_a_body_nested_deeply_is_answered_never_with_a_500() -> None:
+    """msgspec gives up at Python's recursion limit, orjson at 1024 levels: at the default limit
+    such a body is parsed whole and refused (400); where a test runner raised the limit, the
+    projection holds it and the review answers it (here: not a Pod). Never a 500."""
+    for raw in (b'{"a": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+                b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", '
+                b'"userInfo": ' + b"[" * 5000 + b"]" * 5000 + b"}}"):
+        reply = answer(raw, CONFIG)
+        assert reply.status in (200, 400), reply.reason
+        if decode_review(raw) is None:
+            assert (reply.status, reply.reason) == (400, "malformed-json")

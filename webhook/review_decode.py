@@ -1,0 +1,88 @@
+"""Decode only the parts of an AdmissionReview the review reads (the server's hot path).
+
+A Pod review body is mostly what injection never looks at: managedFields, images, args,
+env values, resources, affinity, tolerations. Building all of it as Python objects was the
+largest single cost of a review in the server, and every object built evicts something the
+next step needs from the CPU caches. msgspec decodes into the TypedDicts below and skips
+every other key without building it, so ``review()`` receives plain dicts and lists holding
+exactly the fields it reads (``mutate``, ``policy``, ``inject``), all other keys absent.
+
+The answer is the same as from the whole body (tests/test_review_decode.py compares them on
+every golden case, every corpus Pod and generated Pods), so the review cache may key on the
+projection too: reviews that differ only in fields no answer depends on (a managedFields
+timestamp) share an answer. A body these types cannot hold (not an object where one is
+expected, a number beyond 64 bits, invalid JSON) gives None, and the caller parses it whole
+and answers it as before. Adding a field the review reads means adding it here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import msgspec
+
+
+class _Container(TypedDict, total=False):
+    name: Any
+    ports: Any
+    volumeMounts: Any
+    env: Any  # read by the shape check only
+    lifecycle: Any
+    readinessProbe: Any
+    livenessProbe: Any
+    startupProbe: Any
+
+
+class _Spec(TypedDict, total=False):
+    containers: list[_Container]
+    initContainers: list[_Container]
+    ephemeralContainers: list[_Container]
+    volumes: Any
+    hostNetwork: Any
+    hostPID: Any
+    shareProcessNamespace: Any
+    terminationGracePeriodSeconds: Any
+    resources: Any
+    restartPolicy: Any
+
+
+class _Metadata(TypedDict, total=False):
+    name: Any
+    generateName: Any
+    namespace: Any
+    annotations: Any
+    labels: Any
+    ownerReferences: Any
+
+
+class _Pod(TypedDict, total=False):
+    metadata: _Metadata
+    spec: _Spec
+
+
+class _Request(TypedDict, total=False):
+    uid: Any
+    kind: Any
+    namespace: Any
+    name: Any
+    operation: Any
+    subResource: Any
+    userInfo: Any
+    object: _Pod
+
+
+class _Review(TypedDict, total=False):
+    apiVersion: Any
+    kind: Any
+    request: _Request
+
+
+_DECODER = msgspec.json.Decoder(_Review)
+
+
+def decode_review(raw: bytes) -> dict[str, Any] | None:
+    """The projection of the review the engine reads, or None when only a whole parse will do."""
+    try:
+        return _DECODER.decode(raw)  # type: ignore[no-any-return]
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
