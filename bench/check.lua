@@ -14,6 +14,8 @@
 --                       "uid": the placeholder is the request's uid: every request gets a uid of its
 --                       own (bodies identical but for the uid, like the Pods of one ReplicaSet) and
 --                       every response must carry the uid of a request still waiting for its answer
+--   BENCH_VARY_BASE     the first varied value of this run (the caller gives each run its own, so
+--                       values never repeat across runs against one server)
 --   BENCH_LIMIT         stop a thread after this many responses (0 = run for -d); wrk's main
 --                       thread sleeps for all of -d regardless, so the thread also creates the
 --                       file BENCH_DONE and the caller then sends wrk SIGINT (wrk prints and exits)
@@ -53,12 +55,13 @@ if vary ~= "" then
   body_head, body_tail = body:sub(1, a - 1), body:sub(b + 1)
 end
 local sent = 0
+local vary_base = tonumber(os.getenv("BENCH_VARY_BASE") or "0")  -- distinct values across wrk runs
 local waiting = {}  -- uid mode: uids sent and not answered yet
 
 if vary ~= "" then
   function request()
     sent = sent + 1
-    local value = string.format("v%014d", sent)  -- as long as the placeholder: a fixed body length
+    local value = string.format("v%014d", vary_base + sent)  -- as long as the placeholder: a fixed body length
     if vary == "uid" then
       waiting[value] = true
     end

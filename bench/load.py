@@ -9,6 +9,7 @@ much slower than wrk, so it can be the bottleneck against the floor; the report 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import resource
 import shutil
@@ -32,6 +33,10 @@ HOST = "127.0.0.1"  # loopback only
 CHECK_LUA = BENCH_DIR / "check.lua"
 START_TIMEOUT = 30.0
 VARY_PLACEHOLDER = "BENCHVARY000000"  # check.lua replaces it per request (BENCH_VARY)
+# Each wrk run numbers its varied values from a base of its own, so no value repeats across
+# the runs (warm-up, rounds, RSS steps) that one server sees: "every body distinct" holds for
+# the server's whole life, not only within one run (100 million requests per run at most).
+_VARY_BASES = itertools.count(0, 100_000_000)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -245,7 +250,7 @@ def run_wrk(server: ServerProc, fixture: Fixture, files: dict[str, Path], work_d
     done_file = sample_prefix.with_name(sample_prefix.name + ".done")
     body_file = {"": files["body"], "label": files.get("distinct"), "uid": files.get("uids")}[vary]
     env = dict(os.environ, BENCH_BODY=str(body_file), BENCH_UID=fixture.uid, BENCH_DONE=str(done_file),
-               BENCH_VARY=vary,
+               BENCH_VARY=vary, BENCH_VARY_BASE=str(next(_VARY_BASES)),
                BENCH_PATCH=str(files["patch"]) if exact_patch else "", BENCH_SAMPLE=str(sample_prefix),
                BENCH_SAMPLE_EVERY=str(sample_every), BENCH_SAMPLE_MAX="40", BENCH_LIMIT=str(limit))
     seconds = max(1, round(duration)) if not limit else 600
