@@ -12,12 +12,14 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhook.app import answer
 from webhook.config import load_config_file
 from webhook.review_decode import decode_review
 
-from engine_support import BASE_CONFIG, load_review
+from engine_support import BASE_CONFIG, case_names, load_review
 
 CONFIG = load_config_file(BASE_CONFIG)
 
@@ -44,6 +46,9 @@ def test_only_the_fields_the_review_reads_are_built() -> None:
     (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", "kind": '
      b'{"kind": "Pod"}, "operation": "CREATE", "object": [1]}}', 400, "invalid-review"),
     (b'{"request": {"object": {"spec": {"containers": ["app"]}}}}', 400, "invalid-review"),
+    (b'{"x": "\xff\xfe", "kind": "AdmissionReview"}', 400, "malformed-json"),  # invalid UTF-8 where unread
+    (b'{"kind": "\xff\xfe"}', 400, "malformed-json"),  # ... and where read
+    (b'{"x": "a\x01b", "kind": "AdmissionReview"}', 400, "malformed-json"),  # a raw control character
 ])
 def test_what_the_types_cannot_hold_is_parsed_whole_and_answered_as_before(raw: bytes, status: int,
                                                                             reason: str) -> None:
@@ -83,3 +88,31 @@ def test_a_body_nested_deeply_is_answered_never_with_a_500() -> None:
         assert reply.status in (200, 400), reply.reason
         if decode_review(raw) is None:
             assert (reply.status, reply.reason) == (400, "malformed-json")
+
+
+def test_valid_utf8_beyond_ascii_is_decoded() -> None:
+    review: dict[str, Any] = load_review("pod-basic")
+    review["request"]["object"]["metadata"]["annotations"] = {"note": "café ☕"}
+    raw = json.dumps(review, ensure_ascii=False).encode()
+    decoded = decode_review(raw)
+    assert decoded is not None and decoded["request"]["object"]["metadata"]["annotations"] == {"note": "café ☕"}
+
+
+def _whole(raw: bytes) -> Any:
+    """The answer with the body parsed whole (the path before webhook.review_decode)."""
+    from unittest import mock
+
+    with mock.patch("webhook.app.decode_review", lambda raw: None):
+        return answer(raw, CONFIG)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(case=st.sampled_from(case_names()), at=st.integers(0, 10**6), byte=st.integers(0, 255))
+def test_a_corrupted_byte_is_answered_as_the_whole_parse_answers_it(case: str, at: int, byte: int) -> None:
+    """One byte of a real review changed anywhere (inside a string, a key, the structure): the
+    server's answer is the one the whole parse gives, and never an exception."""
+    raw = bytearray(orjson.dumps(load_review(case)))
+    raw[at % len(raw)] = byte
+    reply, whole = answer(bytes(raw), CONFIG), _whole(bytes(raw))
+    assert (reply.status, reply.reason, reply.body) == (whole.status, whole.reason, whole.body)
+

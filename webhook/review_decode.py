@@ -81,8 +81,16 @@ _DECODER = msgspec.json.Decoder(_Review)
 
 
 def decode_review(raw: bytes) -> dict[str, Any] | None:
-    """The projection of the review the engine reads, or None when only a whole parse will do."""
+    """The projection of the review the engine reads, or None when only a whole parse will do.
+
+    msgspec checks the UTF-8 of the strings it decodes, not of those it skips; a body with
+    invalid UTF-8 anywhere is left to the whole parse, which refuses it (a 400, as before)."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     try:
         return _DECODER.decode(raw)  # type: ignore[no-any-return]
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except (msgspec.MsgspecError, ValueError, RecursionError):  # ValueError: a UnicodeDecodeError
         return None
