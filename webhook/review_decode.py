@@ -11,8 +11,10 @@ The answer is the same as from the whole body (tests/test_review_decode.py compa
 every golden case, every corpus Pod and generated Pods), so the review cache may key on the
 projection too: reviews that differ only in fields no answer depends on (a managedFields
 timestamp) share an answer. A body these types cannot hold (not an object where one is
-expected, a number beyond 64 bits, invalid JSON) gives None, and the caller parses it whole
-and answers it as before. Adding a field the review reads means adding it here.
+expected, invalid JSON or UTF-8) gives None, and the caller parses it whole and answers it as
+before. One difference remains, by design: valid JSON nested deeper than orjson parses (1024
+levels) inside fields the review never reads is skipped and answered, where the whole parse
+refused it. Adding a field the review reads means adding it here.
 """
 
 from __future__ import annotations
