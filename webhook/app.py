@@ -3,8 +3,9 @@
 /mutate is the hot path the API server waits on for every Pod, so it skips routing,
 request models and response validation: read the body once, decode only the fields a review
 reads (``webhook.review_decode``; ``orjson.loads`` of the whole body when those types cannot
-hold it), call the pure ``mutate.review``, send ``orjson.dumps`` bytes. Every HTTP status /mutate can answer is decided
-in ``precheck`` and ``answer`` below, so the mapping from problem to status lives in one place.
+hold it), call the pure ``mutate.review``, send ``orjson.dumps`` bytes. Every HTTP status
+/mutate can answer is decided in ``precheck`` and ``answer`` below, so the mapping from
+problem to status lives in one place.
 The probes and /metrics are not hot and keep FastAPI's conveniences.
 
 Every review is answered within the config's ``deadlineSeconds`` (``answer_in_time``): a late

@@ -181,8 +181,8 @@ class _Builder:
                 self.volumes_added.append(name)
         if added:
             self.spec["volumes"] = existing + added
-            self.spec_ops.extend(grown("/spec/volumes", isinstance(self.original_spec.get("volumes"), list), len(existing), added,
-                                       self.spec["volumes"]))
+            had_list = isinstance(self.original_spec.get("volumes"), list)
+            self.spec_ops.extend(grown("/spec/volumes", had_list, len(existing), added, self.spec["volumes"]))
 
     def _profile_has_sidecars(self, profile_name: str) -> bool:
         return any(name == profile_name for name, _ in self.sidecars)
@@ -326,8 +326,8 @@ class _Builder:
         front = self.init_added + native
         if front:
             self.spec["initContainers"] = front + self.own_init
-            ops.extend(grown("/spec/initContainers", isinstance(self.original_spec.get("initContainers"), list), 0, front,
-                             self.spec["initContainers"]))
+            had_list = isinstance(self.original_spec.get("initContainers"), list)
+            ops.extend(grown("/spec/initContainers", had_list, 0, front, self.spec["initContainers"]))
         self.spec["containers"] = legacy + self.app if legacy else self.app
         ops.extend(grown("/spec/containers", True, 0, legacy, self.spec["containers"]))
         for index, changes in self.app_ops.items():

@@ -111,7 +111,7 @@ def _container_problem(container: Mapping[str, Any]) -> str | None:
         if type(items) is not list and items != ():
             return f"{name} is not a list of objects"
         for item in items:
-            if type(item) is not dict and not is_map(item):
+            if not is_map(item):
                 return f"{name} is not a list of objects"
     return None
 
@@ -136,7 +136,7 @@ def shape_problem(pod: Mapping[str, Any]) -> str | None:
         return "metadata is not an object"
     for key in ("annotations", "labels"):
         value = meta.get(key, {})
-        if not is_map(value) or not all(type(v) is str or isinstance(v, str) for v in value.values()):
+        if not is_map(value) or not all(isinstance(v, str) for v in value.values()):
             return f"metadata.{key} is not a map of strings"
     spec = pod.get("spec")
     if not is_map(spec):

@@ -9,16 +9,16 @@ The key is taken from the review as the server decodes it (``webhook.review_deco
 field the answer depends on, and only those: apiVersion, kind, operation, subResource,
 namespace, userInfo, the Pod fields the engine reads), re-serialised with ``request.uid``
 blanked, so reviews that differ in nothing else (a managedFields time, an image tag) share
-an answer. Its length and Python's hash of it are kept (SipHash, keyed
-with a secret random per process, so a client cannot aim for a collision; 64 bits make an
-accidental one among a few hundred entries a chance of about 1 in 10^16 per review).
-Keeping the bytes themselves, or a second checksum, cost more than the cache saved on a
-miss (memory traffic). An answer is kept the second time its review is seen, so a stream of
-unrelated Pods only fills a small set of keys. A cache belongs to one config object and empties
-itself when the config is replaced (reload). Only answers the engine gave in full are kept
-(injected, skipped, denied), never the onError ones (deadline, bound, internal error), and
-only while small (``MAX_ENTRY_BYTES``). A hit is the stored outcome with the new uid put in,
-so the response, the per-review log line and the metrics are what a miss would give.
+an answer. Its length and Python's hash of it are kept (SipHash, keyed with a secret random
+per process, so a client cannot aim for a collision; 64 bits make an accidental one among a
+few hundred entries a chance of about 1 in 10^16 per review). Keeping the bytes themselves,
+or a second checksum, cost more than the cache saved on a miss (memory traffic). An answer
+is kept the second time its review is seen, so a stream of unrelated Pods only fills a small
+set of keys. A cache belongs to one config object and empties itself when the config is
+replaced (reload). Only answers the engine gave in full are kept (injected, skipped,
+denied), never the onError ones (deadline, bound, internal error), and only while small
+(``MAX_ENTRY_BYTES``). A hit is the stored outcome with the new uid put in, so the response,
+the per-review log line and the metrics are what a miss would give.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def _keyed_blake2b() -> Callable[[bytes], int]:
 
 # Python's bytes hash is keyed with a random secret unless PYTHONHASHSEED pins it (then anyone
 # who knows the seed could build two reviews with one key): a keyed BLAKE2b then, 3x slower.
-_digest: Callable[[bytes], int] = hash if os.environ.get("PYTHONHASHSEED", "random") == "random" else _keyed_blake2b()
+_HASH_RANDOMIZED = os.environ.get("PYTHONHASHSEED", "random") == "random"
+_digest: Callable[[bytes], int] = hash if _HASH_RANDOMIZED else _keyed_blake2b()
 
 
 def review_key(body: Any) -> tuple[Key, str] | None:
