@@ -15,6 +15,8 @@ oversized or unparsable head) are answered with the same JSON ``{"error": ...}``
 app's own. A connection whose response went out before its request body had arrived (an early
 error answer) is closed: the rest of that body must not be parsed as the next request.
 
+Each response's head and body leave in one TLS record and one write (``webhook.coalescing``).
+
 It is also gentler than uvicorn with connections that are brand new at shutdown: uvicorn closes
 every connection not inside a request at once, including one accepted a moment ago whose first
 request is still on the wire, which the client then sees as lost. Here such a connection may
@@ -33,6 +35,8 @@ try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HTTPProtocol
 except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
     from uvicorn.protocols.http.h11_impl import H11Protocol as _HTTPProtocol  # type: ignore[assignment]
+
+from webhook.coalescing import CoalescingTransport
 
 log = logging.getLogger("webhook.connections")
 
@@ -66,6 +70,7 @@ class TimedRequestProtocol(_HTTPProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = CoalescingTransport(transport, self.loop)  # a response's head and body in one record
         self._arrival_timer = self.loop.call_at(self._accepted_at + self.request_timeout, self._arrival_timeout)
 
     def data_received(self, data: bytes) -> None:
