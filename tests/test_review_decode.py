@@ -40,12 +40,39 @@ def test_only_the_fields_the_review_reads_are_built() -> None:
         "request"]["object"]["metadata"].get("labels"))
 
 
+def test_inside_containers_and_volumes_only_what_is_read_is_built() -> None:
+    review = load_review("pod-basic")
+    spec = review["request"]["object"]["spec"]
+    spec["volumes"] = [{"name": "data", "configMap": {"name": "settings", "items": [{"key": "a", "path": "a"}]}}]
+    spec["containers"][0].update(
+        env=[{"name": "MODE", "value": "fast"}],
+        ports=[{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+        volumeMounts=[{"name": "data", "mountPath": "/data", "readOnly": True}],
+        lifecycle={"postStart": {"exec": {"command": ["true"]}}, "preStop": {"sleep": {"seconds": 5}}},
+        livenessProbe={"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 5},
+    )
+    decoded = decode_review(orjson.dumps(review))
+    assert decoded is not None
+    spec = decoded["request"]["object"]["spec"]
+    assert spec["volumes"] == [{"name": "data"}]
+    assert spec["containers"][0] == {
+        "name": review["request"]["object"]["spec"]["containers"][0]["name"],
+        "env": [{}],  # only that each is an object (the shape check)
+        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+        "volumeMounts": [{"mountPath": "/data"}],
+        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},  # the handler a startupProbe copies
+    }
+
+
 @pytest.mark.parametrize(("raw", "status", "reason"), [
     (b'{"apiVersion": "admission.k8s.io/v1"', 400, "malformed-json"),
     (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": "x"}', 400, "invalid-review"),
     (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", "kind": '
      b'{"kind": "Pod"}, "operation": "CREATE", "object": [1]}}', 400, "invalid-review"),
     (b'{"request": {"object": {"spec": {"containers": ["app"]}}}}', 400, "invalid-review"),
+    (orjson.dumps({**load_review("pod-basic"), "request": {**load_review("pod-basic")["request"], "object": {
+        "spec": {"containers": [{"name": "app", "env": ["MODE=fast"]}]}}}}), 200, "malformed-pod"),
     (b'{"x": "\xff\xfe", "kind": "AdmissionReview"}', 400, "malformed-json"),  # invalid UTF-8 where unread
     (b'{"kind": "\xff\xfe"}', 400, "malformed-json"),  # ... and where read
     (b'{"x": "a\x01b", "kind": "AdmissionReview"}', 400, "malformed-json"),  # a raw control character

@@ -5,7 +5,11 @@ env values, resources, affinity, tolerations. Building all of it as Python objec
 largest single cost of a review in the server, and every object built evicts something the
 next step needs from the CPU caches. msgspec decodes into the TypedDicts below and skips
 every other key without building it, so ``review()`` receives plain dicts and lists holding
-exactly the fields it reads (``mutate``, ``policy``, ``inject``), all other keys absent.
+exactly the fields it reads (``mutate``, ``policy``, ``inject``), all other keys absent. That
+holds inside containers and volumes too: a volume is its name, an env var an empty object
+(the shape check only asks that it is one), a probe its handler. inject() only adds, so of
+the Pod's own objects the patch carries just that handler (a warm-up startupProbe copies it),
+kept whole here; nothing else it sends can be missing from the projection.
 
 The answer is the same as from the whole body (tests/test_review_decode.py compares them on
 every golden case, every corpus Pod and generated Pods), so the review cache may key on the
@@ -24,22 +28,50 @@ from typing import Any, TypedDict
 import msgspec
 
 
+class _Nothing(TypedDict, total=False):
+    """An object whose contents the review never reads (only that it is one: the shape check)."""
+
+
+class _Named(TypedDict, total=False):
+    name: Any
+
+
+class _Port(TypedDict, total=False):
+    protocol: Any
+    containerPort: Any
+
+
+class _Mount(TypedDict, total=False):
+    mountPath: Any
+
+
+class _Lifecycle(TypedDict, total=False):
+    preStop: Any
+
+
+class _Probe(TypedDict, total=False):
+    exec: Any  # the handlers: a warm-up startupProbe copies the container's own
+    httpGet: Any
+    tcpSocket: Any
+    grpc: Any
+
+
 class _Container(TypedDict, total=False):
     name: Any
-    ports: Any
-    volumeMounts: Any
-    env: Any  # read by the shape check only
-    lifecycle: Any
-    readinessProbe: Any
-    livenessProbe: Any
-    startupProbe: Any
+    ports: list[_Port]
+    volumeMounts: list[_Mount]
+    env: list[_Nothing]
+    lifecycle: _Lifecycle
+    readinessProbe: _Probe
+    livenessProbe: _Probe
+    startupProbe: _Probe
 
 
 class _Spec(TypedDict, total=False):
     containers: list[_Container]
     initContainers: list[_Container]
     ephemeralContainers: list[_Container]
-    volumes: Any
+    volumes: list[_Named]
     hostNetwork: Any
     hostPID: Any
     shareProcessNamespace: Any
