@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from webhook.coalescing import CoalescingTransport
+from webhook.coalescing import MAX_HELD_BYTES, CoalescingTransport
 
 from conftest import Server, load_review, ssl_context_from
 
@@ -78,6 +78,23 @@ def test_writes_of_one_loop_turn_leave_as_one_write_after_it() -> None:
         await asyncio.sleep(0)
 
     assert run(steps) == [b"HTTP/1.1 200 OK\r\n\r\n{}", b"ab"]
+
+
+def test_past_the_bound_held_bytes_leave_at_once() -> None:
+    """A large or streamed body meets the real transport's flow control, and is not held whole."""
+    chunk = b"x" * (MAX_HELD_BYTES // 4)
+
+    async def steps(coalescing: CoalescingTransport, recorded: RecordingTransport) -> None:
+        for _ in range(3):
+            coalescing.write(chunk)
+        assert recorded.events == []
+        coalescing.write(chunk)  # the fourth reaches the bound: all four go, in one write
+        assert recorded.events == [chunk * 4]
+        assert coalescing.get_write_buffer_size() == 7
+        coalescing.write(b"tail")
+        await asyncio.sleep(0)
+
+    assert run(steps) == [chunk * 4, b"tail"]
 
 
 def test_a_streamed_response_leaves_turn_by_turn() -> None:
