@@ -345,6 +345,20 @@ def test_early_answer_closes_the_connection(server: Server, head: bytes) -> None
     assert answered.split(b" ", 2)[1] in (b"415", b"404")
 
 
+def test_a_pipelined_request_still_arriving_keeps_the_connection(server: Server) -> None:
+    """Answering one request while the next (pipelined) one's body is still on its way is no early
+    answer: the connection stays open and the second request is answered once it is complete."""
+    head, body = _request_bytes(load_review("pod-basic"))
+    with tls_socket(server, timeout=5) as tls:
+        tls.sendall(head + body + head + body[:100])
+        first = _response(tls)
+        time.sleep(0.3)  # the first answer is out; the connection must still be open
+        tls.sendall(body[100:])
+        second = _response(tls)
+    assert first.startswith(b"HTTP/1.1 200 ") and second.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(second.partition(b"\r\n\r\n")[2])["response"]["patchType"] == "JSONPatch"
+
+
 # --- slow clients --------------------------------------------------------------------------------
 
 

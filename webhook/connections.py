@@ -102,8 +102,10 @@ class TimedRequestProtocol(_HTTPProtocol):
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
+        # self.cycle is the request just answered, unless a pipelined one was parsed since (its
+        # response is not complete): then that newer one's body may well be on its way.
         cycle = self.cycle
-        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+        if cycle is not None and cycle.response_complete and cycle.more_body and not self.transport.is_closing():
             self._close()  # answered before the body arrived; uvicorn's own handling then stops here
         super().on_response_complete()
 
