@@ -66,6 +66,9 @@ class Overrides:
     warmup_seconds: int | None = None
 
 
+NO_OVERRIDES = Overrides()
+
+
 def parse_bool(annotation: str, value: object) -> bool:
     """`true`/`false` in any letter case, surrounding blanks ignored."""
     text = str(value).strip().lower()
@@ -112,6 +115,8 @@ def parse_overrides(
     The inject switch is honoured as a label too (the webhook's objectSelector uses the
     label); when both are present the annotation wins.
     """
+    if INJECT not in labels and not any(key.startswith(PREFIX) for key in annotations):
+        return NO_OVERRIDES  # most Pods: nothing of ours to read
     if INJECT in annotations:
         inject: bool | None = parse_bool(INJECT, annotations[INJECT])
     elif INJECT in labels:

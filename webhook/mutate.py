@@ -8,7 +8,7 @@ that say what was left out and why.
 
 from __future__ import annotations
 
-import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,7 +199,7 @@ def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_
     body = {
         "allowed": True,
         "patchType": "JSONPatch",
-        "patch": base64.b64encode(patch).decode("ascii"),
+        "patch": binascii.b2a_base64(patch, newline=False).decode("ascii"),
         "auditAnnotations": {
             "decision": "injected",
             "profiles": ",".join(profiles),
