@@ -40,7 +40,7 @@ def test_a_repeat_with_another_uid_is_answered_from_the_cache_with_its_own_uid()
     second = answer(_body("uid-2"), CONFIG, cache)
     third = answer(_body("uid-3"), CONFIG, cache)
     uncached = answer(_body("uid-2"), CONFIG)
-    assert (first.cached, second.cached, third.cached, uncached.cached) == (False, True, True, None)
+    assert (first.cache, second.cache, third.cache, uncached.cache) == ("miss", "hit", "hit", None)
     assert second.body == uncached.body  # byte for byte what working it out gives
     assert orjson.loads(second.body)["response"]["uid"] == "uid-2" and second.uid == "uid-2"
     assert orjson.loads(third.body)["response"]["uid"] == "uid-3"
@@ -61,7 +61,7 @@ def test_any_other_difference_the_answer_reads_misses(change: dict[str, Any]) ->
     answer(_body("uid-0"), CONFIG, cache)
     answer(_body("uid-1"), CONFIG, cache)
     other = answer(_body("uid-2", **change), CONFIG, cache)
-    assert other.cached is False
+    assert other.cache == "miss"
     assert other.body == answer(_body("uid-2", **change), CONFIG).body
 
 
@@ -91,7 +91,7 @@ def test_a_difference_no_answer_depends_on_hits(change: dict[str, Any]) -> None:
     raw = orjson.dumps(review)
     assert raw != _body("uid-2")
     hit = answer(raw, CONFIG, cache)
-    assert hit.cached is True
+    assert hit.cache == "hit"
     assert hit.body == answer(raw, CONFIG).body
 
 
@@ -101,23 +101,23 @@ def test_a_different_object_misses() -> None:
     answer(_body("uid-1"), CONFIG, cache)
     review = orjson.loads(_body("uid-2"))
     review["request"]["object"]["metadata"]["labels"]["extra"] = "1"
-    assert answer(orjson.dumps(review), CONFIG, cache).cached is False
+    assert answer(orjson.dumps(review), CONFIG, cache).cache == "miss"
     review["apiVersion"] = "admission.k8s.io/v1beta1"
     reply = answer(orjson.dumps(review), CONFIG, cache)
-    assert reply.cached is False and orjson.loads(reply.body)["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert reply.cache == "miss" and orjson.loads(reply.body)["apiVersion"] == "admission.k8s.io/v1beta1"
 
 
 def test_a_new_config_empties_it() -> None:
     cache = ReviewCache(8)
     answer(_body("uid-0"), CONFIG, cache)
     answer(_body("uid-1"), CONFIG, cache)
-    assert answer(_body("uid-1b"), CONFIG, cache).cached is True
+    assert answer(_body("uid-1b"), CONFIG, cache).cache == "hit"
     reloaded = override(CONFIG, "deadlineSeconds", 3, "test")  # an equal config is still a reload
-    assert answer(_body("uid-2"), reloaded, cache).cached is False
-    assert answer(_body("uid-3"), reloaded, cache).cached is False
-    assert answer(_body("uid-4"), reloaded, cache).cached is True
+    assert answer(_body("uid-2"), reloaded, cache).cache == "miss"
+    assert answer(_body("uid-3"), reloaded, cache).cache == "miss"
+    assert answer(_body("uid-4"), reloaded, cache).cache == "hit"
     cache.clear()
-    assert len(cache) == 0 and answer(_body("uid-5"), reloaded, cache).cached is False
+    assert len(cache) == 0 and answer(_body("uid-5"), reloaded, cache).cache == "miss"
 
 
 def test_it_is_bounded_and_keeps_the_recently_used() -> None:
@@ -126,8 +126,8 @@ def test_it_is_bounded_and_keeps_the_recently_used() -> None:
         answer(_body(f"a{n}", namespace=f"ns-{n}"), CONFIG, cache)
         answer(_body(f"b{n}", namespace=f"ns-{n}"), CONFIG, cache)
     assert len(cache) == 3
-    assert answer(_body("b", namespace="ns-0"), CONFIG, cache).cached is False  # evicted
-    assert answer(_body("c", namespace="ns-4"), CONFIG, cache).cached is True
+    assert answer(_body("b", namespace="ns-0"), CONFIG, cache).cache == "miss"  # evicted
+    assert answer(_body("c", namespace="ns-4"), CONFIG, cache).cache == "hit"
 
 
 def test_bad_reviews_and_on_error_answers_are_not_kept() -> None:
@@ -136,7 +136,7 @@ def test_bad_reviews_and_on_error_answers_are_not_kept() -> None:
     assert answer(_body(""), CONFIG, cache).status == 400
     small = override(CONFIG, "limits", {"maxPatchBytes": 1024}, "test")
     assert answer(_body("x"), small, cache).decision == "error"
-    assert answer(_body("y"), small, cache).cached is False
+    assert answer(_body("y"), small, cache).cache == "miss"
     assert len(cache) == 0
 
 
@@ -180,7 +180,7 @@ def test_a_kept_outcome_has_every_field_but_the_pod_and_the_ops() -> None:
 def test_reviews_seen_once_only_fill_a_bounded_set_of_keys() -> None:
     cache = ReviewCache(2)
     for n in range(50):
-        assert answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache).cached is False
+        assert answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache).cache == "miss"
     assert len(cache) == 0 and len(cache._seen) <= 8
 
 
@@ -205,10 +205,10 @@ def test_the_key_is_the_review_not_its_spelling(how: str) -> None:
     replies = [answer(r, CONFIG, cache) for r in raws]
     if how == "uid also a label value":  # the label differs with the uid: never the same review
         assert len({key for key, _ in keys}) == 3  # type: ignore[misc]
-        assert [r.cached for r in replies] == [False, False, False]
+        assert [r.cache for r in replies] == ["miss", "miss", "miss"]
     else:
         assert len({key for key, _ in keys}) == 1  # type: ignore[misc]
-        assert [r.cached for r in replies] == [False, False, True]
+        assert [r.cache for r in replies] == ["miss", "miss", "hit"]
         assert orjson.loads(replies[2].body)["response"]["uid"] == orjson.loads(raws[2])["request"]["uid"]
     for raw, reply in zip(raws, replies):
         assert reply.body == answer(raw, CONFIG).body
@@ -236,3 +236,43 @@ def test_a_pinned_hash_seed_switches_the_key_to_a_keyed_digest() -> None:
             for seed in ("0", "0", "random")]
     assert runs[0][0] == runs[1][0] == "False" and runs[2][0] == "True"
     assert runs[0][1] != runs[1][1]  # a secret per process, even with the same seed
+
+
+def test_after_a_run_of_misses_the_cache_idles_and_samples() -> None:
+    cache = ReviewCache(8, idle_after=4, sample_every=3)
+    results = [answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache).cache for n in range(10)]
+    # four misses in a row, then one review in three is looked up
+    assert results == ["miss"] * 4 + ["skip", "skip", "miss", "skip", "skip", "miss"]
+    assert cache.idle
+    skipped = answer(_body("u-plain", namespace="ns-x"), CONFIG)
+    assert answer(_body("u-plain", namespace="ns-x"), CONFIG, cache).body == skipped.body  # same answer
+
+
+def test_an_idle_cache_wakes_on_a_burst_of_repeats() -> None:
+    cache = ReviewCache(8, idle_after=4, sample_every=3)
+    for n in range(4):
+        answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache)
+    assert cache.idle
+    burst = [answer(_body(f"burst-{n}"), CONFIG, cache).cache for n in range(12)]
+    # sampled: the third is seen once, the sixth a second time (kept, and the cache wakes up)
+    assert burst[:6] == ["skip", "skip", "miss", "skip", "skip", "miss"]
+    assert burst[6:] == ["hit"] * 6 and not cache.idle
+
+
+def test_a_reload_wakes_an_idle_cache() -> None:
+    cache = ReviewCache(8, idle_after=2, sample_every=100)
+    for n in range(2):
+        answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache)
+    assert cache.idle
+    cache.clear()
+    assert not cache.idle and answer(_body("u9"), CONFIG, cache).cache == "miss"
+
+
+def test_skipped_lookups_are_counted() -> None:
+    cache = ReviewCache(8, idle_after=1, sample_every=2)
+    metrics = create_metrics()
+    for n in range(4):
+        count(metrics, answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache), 0.001)
+    text = exposition(metrics)[0].decode()
+    assert 'sidecar_injector_review_cache_total{result="miss"} 2.0' in text
+    assert 'sidecar_injector_review_cache_total{result="skip"} 2.0' in text

@@ -76,7 +76,7 @@ class ClientDisconnected(Exception):
     """The client went away before sending its whole body; there is nobody to answer."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request, and frozen init costs twice as much
 class Reply:
     """An HTTP answer for /mutate plus what is logged and counted about it."""
 
@@ -89,7 +89,7 @@ class Reply:
     uid: str | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
     exc: BaseException | None = None
-    cached: bool | None = None  # answered from the review cache (None: the cache was not asked)
+    cache: str | None = None  # the review cache: hit, miss, or skip (idle); None: not asked (no cache, bad body)
 
 
 def error_reply(status: int, reason: str, message: str, uid: str | None = None, **extra: Any) -> Reply:
@@ -140,7 +140,7 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
     those cannot hold it), so the Outcome's ``patched_pod`` is of that projection: only the
     response is sent and kept. With a ``cache``, a review whose projection is identical to an
     earlier one's but for its uid gets the earlier answer with its own uid (see
-    webhook.review_cache); a body parsed whole is never cached."""
+    webhook.review_cache; an idle cache skips most lookups); a body parsed whole is never cached."""
     body = decode_review(raw)
     projected = body is not None
     if body is None:
@@ -148,12 +148,13 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
-    key = review_key(body) if cache is not None and projected else None
+    consulted = cache is not None and projected and cache.consulted()
+    key = review_key(body) if consulted else None
     if key is not None:
         assert cache is not None
         found = cache.get(key[0], config)
         if found is not None:
-            return outcome_reply(with_uid(found, key[1]), cached=True)
+            return outcome_reply(with_uid(found, key[1]), cache="hit")
     try:
         outcome = review(body, config, fresh_copies=False)  # only its response is sent and kept
     except ReviewError as error:
@@ -164,8 +165,8 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
         return error_reply(500, "internal-error", "internal error while reviewing; see the webhook's log",
                            _uid_of(body), exc=error)
     if key is None:
-        return outcome_reply(outcome)
-    reply = outcome_reply(outcome, cached=False)
+        return outcome_reply(outcome, cache="skip" if cache is not None and projected and not consulted else None)
+    reply = outcome_reply(outcome, cache="miss")
     assert cache is not None
     cache.put(key[0], config, outcome, len(reply.body))
     return reply
@@ -177,9 +178,9 @@ def too_deep(body: Any) -> Reply:
     return error_reply(400, "too-deeply-nested", "request body nests too deeply to review", _uid_of(body))
 
 
-def outcome_reply(outcome: Outcome, cached: bool | None = None) -> Reply:
+def outcome_reply(outcome: Outcome, cache: str | None = None) -> Reply:
     return Reply(200, orjson.dumps(outcome.review), outcome.decision, outcome.reason, outcome, uid=outcome.uid,
-                 cached=cached)
+                 cache=cache)
 
 
 def deadline_reply(raw: bytes, config: Config) -> Reply:
@@ -250,13 +251,16 @@ async def send_reply(send: Send, reply: Reply, close: bool = False) -> None:
 
 def review_fields(reply: Reply, seconds: float) -> dict[str, Any]:
     """The per-review log line's fields."""
-    fields: dict[str, Any] = {"uid": reply.uid, "status": reply.status}
     outcome = reply.outcome
+    fields: dict[str, Any]
     if outcome is not None:
-        fields.update(kind=outcome.kind, namespace=outcome.namespace, name=outcome.name,
-                      operation=outcome.operation, profiles=list(outcome.profiles),
-                      warnings=len(outcome.warnings))
-    fields.update(decision=reply.decision, reason=reply.reason, duration_ms=round(seconds * 1000, 3))
+        fields = {"uid": reply.uid, "status": reply.status, "kind": outcome.kind, "namespace": outcome.namespace,
+                  "name": outcome.name, "operation": outcome.operation, "profiles": list(outcome.profiles),
+                  "warnings": len(outcome.warnings), "decision": reply.decision, "reason": reply.reason,
+                  "duration_ms": round(seconds * 1000, 3)}
+    else:
+        fields = {"uid": reply.uid, "status": reply.status, "decision": reply.decision, "reason": reply.reason,
+                  "duration_ms": round(seconds * 1000, 3)}
     if reply.error is not None:
         fields["error"] = reply.error
     return fields
@@ -265,8 +269,8 @@ def review_fields(reply: Reply, seconds: float) -> dict[str, Any]:
 def count(metrics: Metrics, reply: Reply, seconds: float) -> None:
     """Count and time one /mutate request (before the reply leaves, so a scrape that follows sees it)."""
     metrics.count_review(reply.decision, reply.reason)
-    if reply.cached is not None:
-        metrics.count_cache(reply.cached)
+    if reply.cache is not None:
+        metrics.count_cache(reply.cache)
     metrics.review_duration.observe(seconds)
 
 

@@ -50,12 +50,12 @@ class Metrics:
             child = self._review_children[(decision, reason)] = self.reviews.labels(decision=decision, reason=reason)
         child.inc()
 
-    def count_cache(self, hit: bool) -> None:
-        """review_cache{result=hit|miss} += 1."""
-        key = ("cache", "hit" if hit else "miss")
+    def count_cache(self, result: str) -> None:
+        """review_cache{result=hit|miss|skip} += 1."""
+        key = ("cache", result)
         child = self._review_children.get(key)
         if child is None:
-            child = self._review_children[key] = self.review_cache.labels(result=key[1])
+            child = self._review_children[key] = self.review_cache.labels(result=result)
         child.inc()
 
 
@@ -78,8 +78,9 @@ def create_metrics(multiproc_dir: str | None = None) -> Metrics:
         ),
         review_cache=Counter(
             "sidecar_injector_review_cache",
-            "Reviews answered from the cache of identical reviews (hit) or worked out and offered to it "
-            "(miss); reviews the cache cannot hold (bad bodies) are not counted.",
+            "Reviews answered from the cache of identical reviews (hit), worked out and offered to it "
+            "(miss), or worked out without a lookup while no review repeats (skip); reviews the cache "
+            "cannot hold (bad bodies) are not counted.",
             ("result",),
             registry=registry,
         ),

@@ -19,6 +19,12 @@ replaced (reload). Only answers the engine gave in full are kept (injected, skip
 denied), never the onError ones (deadline, bound, internal error), and only while small
 (``MAX_ENTRY_BYTES``). A hit is the stored outcome with the new uid put in, so the response,
 the per-review log line and the metrics are what a miss would give.
+
+Working out a key costs about 5 % of a review, which a stream of unrelated Pods pays for
+nothing. So the cache idles once ``IDLE_AFTER`` lookups in a row missed: it then looks up
+one review in ``SAMPLE_EVERY`` (the rest skip it), and wakes as soon as one of those is a
+review seen before. A burst of identical Pods is therefore noticed within about twice
+``SAMPLE_EVERY`` reviews, and all the rest of it is answered from the cache.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from webhook.mutate import Outcome
 DEFAULT_ENTRIES = 512
 MAX_ENTRY_BYTES = 64 * 1024  # the response
 SEEN_PER_ENTRY = 4  # keys of reviews seen once, per entry kept
+IDLE_AFTER = 256  # lookups missed in a row before the cache idles
+SAMPLE_EVERY = 8  # while idle, one review in this many is looked up
 
 Key = tuple[int, int]
 CACHEABLE = frozenset({"injected", "skipped", "denied"})
@@ -87,26 +95,50 @@ def with_uid(outcome: Outcome, uid: str) -> Outcome:
 class ReviewCache:
     """LRU of outcomes by review_key, for one config at a time."""
 
-    def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
+    def __init__(self, entries: int = DEFAULT_ENTRIES, idle_after: int = IDLE_AFTER,
+                 sample_every: int = SAMPLE_EVERY) -> None:
         self.entries = entries
+        self.idle_after = idle_after
+        self.sample_every = sample_every
         self.config: Config | None = None
         self._outcomes: OrderedDict[Key, Outcome] = OrderedDict()
         self._seen: dict[Key, None] = {}
         self._lock = threading.Lock()  # large reviews run in a thread pool
+        self._missed_in_a_row = 0
+        self._skipped = 0
 
     def __len__(self) -> int:
         return len(self._outcomes)
 
+    @property
+    def idle(self) -> bool:
+        return self._missed_in_a_row >= self.idle_after
+
+    def consulted(self) -> bool:
+        """Whether to look this review up: always while reviews repeat, one in ``sample_every``
+        while the cache idles. (Counters shared with pooled reviews may race: that only moves
+        which review is sampled.)"""
+        if self._missed_in_a_row < self.idle_after:
+            return True
+        self._skipped += 1
+        if self._skipped >= self.sample_every:
+            self._skipped = 0
+            return True
+        return False
+
+    def _repeating(self) -> None:
+        self._missed_in_a_row = 0
+
     def get(self, key: Key, config: Config) -> Outcome | None:
         with self._lock:
             if config is not self.config:
-                self._outcomes.clear()
-                self._seen.clear()
-                self.config = config
-                return None
+                self._reset(config)
             outcome = self._outcomes.get(key)
             if outcome is not None:
                 self._outcomes.move_to_end(key)
+                self._repeating()
+            else:
+                self._missed_in_a_row += 1
             return outcome
 
     def put(self, key: Key, config: Config, outcome: Outcome, size: int) -> None:
@@ -116,14 +148,13 @@ class ReviewCache:
             return
         with self._lock:
             if config is not self.config:
-                self._outcomes.clear()
-                self._seen.clear()
-                self.config = config
+                self._reset(config)
             if key not in self._seen:
                 if len(self._seen) >= SEEN_PER_ENTRY * self.entries:
                     self._seen.clear()
                 self._seen[key] = None
                 return
+            self._repeating()  # seen before: its repeats may be on their way
         slim = Outcome(outcome.review, outcome.uid, outcome.decision, outcome.reason, outcome.message,
                        outcome.profiles, outcome.warnings, kind=outcome.kind, namespace=outcome.namespace,
                        name=outcome.name, operation=outcome.operation)  # not dataclasses.replace: 2x faster
@@ -138,6 +169,12 @@ class ReviewCache:
     def clear(self) -> None:
         """Forget everything (the config was reloaded)."""
         with self._lock:
-            self._outcomes.clear()
-            self._seen.clear()
-            self.config = None
+            self._reset(None)
+
+    def _reset(self, config: Config | None) -> None:
+        """Empty, for answers under ``config`` (called with the lock held); awake, since the new
+        config's answers are all to be worked out."""
+        self._outcomes.clear()
+        self._seen.clear()
+        self.config = config
+        self._missed_in_a_row = 0
