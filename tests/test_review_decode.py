@@ -36,12 +36,17 @@ def test_only_the_fields_the_review_reads_are_built() -> None:
     assert "affinity" not in decoded["request"]["object"]["spec"]
     assert "image" not in decoded["request"]["object"]["spec"]["containers"][0]
     assert decoded["request"]["uid"] == review["request"]["uid"]
+    assert set(decoded["request"]["kind"]) <= {"group", "kind"}
     assert decoded["request"]["object"]["metadata"]["labels"] == pod["metadata"].get("labels", decoded[
         "request"]["object"]["metadata"].get("labels"))
 
 
-def test_inside_containers_and_volumes_only_what_is_read_is_built() -> None:
+def test_inside_objects_only_what_is_read_is_built() -> None:
     review = load_review("pod-basic")
+    review["request"]["userInfo"] = {"username": "system:serviceaccount:kube-system:replicaset-controller",
+                                     "uid": "u-1", "groups": ["system:serviceaccounts"], "extra": {"a": ["b"]}}
+    review["request"]["object"]["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-6b7f9c8d4", "uid": "r-1", "controller": True}]
     spec = review["request"]["object"]["spec"]
     spec["volumes"] = [{"name": "data", "configMap": {"name": "settings", "items": [{"key": "a", "path": "a"}]}}]
     spec["containers"][0].update(
@@ -53,6 +58,9 @@ def test_inside_containers_and_volumes_only_what_is_read_is_built() -> None:
     )
     decoded = decode_review(orjson.dumps(review))
     assert decoded is not None
+    assert decoded["request"]["userInfo"] == {"username": "system:serviceaccount:kube-system:replicaset-controller",
+                                              "groups": ["system:serviceaccounts"]}
+    assert decoded["request"]["object"]["metadata"]["ownerReferences"] == [{"kind": "ReplicaSet"}]
     spec = decoded["request"]["object"]["spec"]
     assert spec["volumes"] == [{"name": "data"}]
     assert spec["containers"][0] == {

@@ -6,7 +6,7 @@ largest single cost of a review in the server, and every object built evicts som
 next step needs from the CPU caches. msgspec decodes into the TypedDicts below and skips
 every other key without building it, so ``review()`` receives plain dicts and lists holding
 exactly the fields it reads (``mutate``, ``policy``, ``inject``), all other keys absent. That
-holds inside containers and volumes too: a volume is its name, an env var an empty object
+holds inside objects too: an owner reference is its kind, a volume its name, an env var an empty object
 (the shape check only asks that it is one), a probe its handler. inject() only adds, so of
 the Pod's own objects the patch carries just that handler (a warm-up startupProbe copies it),
 kept whole here; nothing else it sends can be missing from the projection.
@@ -56,6 +56,20 @@ class _Probe(TypedDict, total=False):
     grpc: Any
 
 
+class _Owner(TypedDict, total=False):
+    kind: Any
+
+
+class _User(TypedDict, total=False):
+    username: Any
+    groups: Any
+
+
+class _Kind(TypedDict, total=False):
+    group: Any
+    kind: Any
+
+
 class _Container(TypedDict, total=False):
     name: Any
     ports: list[_Port]
@@ -86,7 +100,7 @@ class _Metadata(TypedDict, total=False):
     namespace: Any
     annotations: Any
     labels: Any
-    ownerReferences: Any
+    ownerReferences: list[_Owner]
 
 
 class _Pod(TypedDict, total=False):
@@ -96,12 +110,12 @@ class _Pod(TypedDict, total=False):
 
 class _Request(TypedDict, total=False):
     uid: Any
-    kind: Any
+    kind: _Kind
     namespace: Any
     name: Any
     operation: Any
     subResource: Any
-    userInfo: Any
+    userInfo: _User
     object: _Pod
 
 
