@@ -50,9 +50,13 @@ local vary = os.getenv("BENCH_VARY") or ""
 local PLACEHOLDER = "BENCHVARY000000"
 local request_head, request_tail = nil, nil
 if vary ~= "" then
-  -- The whole request (head and body) is formatted once, around the placeholder; every request
-  -- is then one concatenation (a value has the placeholder's length, so Content-Length holds).
   assert(body:find(PLACEHOLDER, 1, true), "BENCH_VARY needs the placeholder " .. PLACEHOLDER .. " in the body")
+end
+
+-- The whole request (head and body) is formatted once, around the placeholder (at the first
+-- request: wrk sets wrk.host after the script is loaded); every request is then one
+-- concatenation (a value has the placeholder's length, so Content-Length holds).
+local function split_request()
   local whole = wrk.format(nil, nil, nil, body)
   local a, b = whole:find(PLACEHOLDER, 1, true)
   request_head, request_tail = whole:sub(1, a - 1), whole:sub(b + 1)
@@ -67,6 +71,9 @@ if vary ~= "" then
     local value = string.format("v%014d", vary_base + sent)  -- as long as the placeholder: a fixed body length
     if vary == "uid" then
       waiting[value] = true
+    end
+    if request_head == nil then
+      split_request()
     end
     return request_head .. value .. request_tail
   end

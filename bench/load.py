@@ -282,7 +282,10 @@ def run_wrk(server: ServerProc, fixture: Fixture, files: dict[str, Path], work_d
         for body in path.read_bytes().splitlines():
             if vary == "uid":  # Lua matched the uid to a request it sent; the rest is checked as usual
                 body = with_fixture_uid(body, fixture)
-            verify_response(body, fixture)  # raises VerificationError: the run does not count
+            try:
+                verify_response(body, fixture)
+            except VerificationError as error:  # the run does not count
+                raise VerificationError(f"{server.name}: {error}; the response began {body[:120]!r}") from None
             sampled += 1
         path.unlink()
     errors = data["errors"]
