@@ -86,7 +86,8 @@ class _Builder:
         self.pod_level_warned = False
         self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
         # Ops by where they apply; ``assemble()`` puts them in an order that applies.
-        self.app_ops: dict[int, list[Op]] = {}  # by application container index, paths below the container
+        self.app_ops: list[Op] = []  # on application containers, at their index after the legacy sidecars
+        self.app_offset = 0  # how many legacy sidecars go in front of them (known once they are collected)
         self.spec_ops: list[Op] = []
 
     def _sleep(self, container_name: str, seconds: int) -> Obj:
@@ -153,6 +154,7 @@ class _Builder:
                 self._fit_pod_level_resources(taken)
                 self.sidecars.append((profile_name, taken))
                 self.sidecar_plans.append((profile, warnings))
+        self.app_offset = 0 if self.settings.native else len(self.sidecars)
 
     def _app_container(self, index: int) -> Obj:
         """The application container at index, copied once so we may change it."""
@@ -227,7 +229,7 @@ class _Builder:
             if app_mounts:
                 added, skipped = split_mounts(original, app_mounts)
                 if added:
-                    self._add_app_mounts(index, [dict(m) for m in added])
+                    self._add_app_mounts(index, [dict(m) for m in added] if self.fresh_copies else added)
                 for mount in skipped:
                     self.warnings.append(
                         f"container {name}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
@@ -241,8 +243,12 @@ class _Builder:
         existing = container.get("volumeMounts")
         have = existing if isinstance(existing, list) else []
         container["volumeMounts"] = have + mounts
-        self.app_ops.setdefault(index, []).extend(
-            grown("/volumeMounts", isinstance(existing, list), len(have), mounts, container["volumeMounts"]))
+        self.app_ops.extend(grown(self._app_path(index, "/volumeMounts"), isinstance(existing, list), len(have),
+                                  mounts, container["volumeMounts"]))
+
+    def _app_path(self, index: int, below: str) -> str:
+        """The JSON Pointer of ``below`` in the application container at ``index``, in the new Pod."""
+        return f"/spec/containers/{self.app_offset + index}{below}"
 
     def _drain(self, index: int, name: str) -> None:
         lifecycle = self.app[index].get("lifecycle")
@@ -254,11 +260,13 @@ class _Builder:
         new_lifecycle = dict(lifecycle) if has_lifecycle else {}
         new_lifecycle["preStop"] = self._sleep(name, self.settings.drain_seconds)
         container["lifecycle"] = new_lifecycle
-        self.app_ops.setdefault(index, []).append(
-            add("/lifecycle/preStop", new_lifecycle["preStop"]) if has_lifecycle else add("/lifecycle", new_lifecycle))
+        self.app_ops.append(add(self._app_path(index, "/lifecycle/preStop"), new_lifecycle["preStop"]) if has_lifecycle
+                            else add(self._app_path(index, "/lifecycle"), new_lifecycle))
 
     def _probes(self, index: int, name: str) -> None:
         settings = self.settings
+        if settings.probes is None and settings.warmup_seconds <= 0:
+            return
         current = self.app[index]
         port = _first_tcp_port(current)
         wanted: dict[str, Obj] = {}
@@ -278,7 +286,7 @@ class _Builder:
                 wanted["startupProbe"] = probe
         if wanted:
             self._app_container(index).update(wanted)
-            self.app_ops.setdefault(index, []).extend(add(f"/{key}", value) for key, value in wanted.items())
+            self.app_ops.extend(add(self._app_path(index, f"/{key}"), value) for key, value in wanted.items())
 
     # -- pod level --------------------------------------------------------------------
 
@@ -330,9 +338,8 @@ class _Builder:
             ops.extend(grown("/spec/initContainers", had_list, 0, front, self.spec["initContainers"]))
         self.spec["containers"] = legacy + self.app if legacy else self.app
         ops.extend(grown("/spec/containers", True, 0, legacy, self.spec["containers"]))
-        for index, changes in self.app_ops.items():
-            at = f"/spec/containers/{len(legacy) + index}"
-            ops.extend({**op, "path": at + op["path"]} for op in changes)
+        assert len(legacy) == self.app_offset  # the app ops' paths were written with it
+        ops.extend(self.app_ops)
         return ops + self.spec_ops
 
 
