@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
@@ -86,3 +87,18 @@ def test_log_fields_gives_filters_and_other_handlers_the_record() -> None:
     assert [r.fields for r in seen] == [{"uid": "x"}, {"uid": "y"}]  # type: ignore[attr-defined]
     assert [json.loads(line)["msg"] for line in stream.getvalue().splitlines()] == ["kept"]
     logger.handlers[0].close()
+
+
+
+def test_line_times_are_what_datetime_gives() -> None:
+    """The cached per-millisecond text equals datetime's own ISO form, at and around every
+    millisecond and second boundary (where float rounding decides), whatever came before it."""
+    formatter = JsonFormatter()
+    for second in (0, 1, 1_764_000_000, 4_000_000_000):
+        for milli in (*range(0, 1000, 7), 999):
+            for offset in (0.0, 4e-7, 5e-7, 6e-7, -4e-7, -5e-7, 4.995e-4, 9.995e-4):
+                created = second + milli / 1000 + offset
+                if created >= 0:
+                    assert formatter._time(created) == dt.datetime.fromtimestamp(created, dt.UTC).isoformat(
+                        timespec="milliseconds"), created
+    assert formatter._time(-1.5) == "1969-12-31T23:59:58.500+00:00"
