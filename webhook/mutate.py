@@ -8,12 +8,12 @@ that say what was left out and why.
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pybase64
 
 from webhook.config import Config
 from webhook.errors import Denied, LimitExceeded, ReviewError, shown
@@ -199,7 +199,7 @@ def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_
     body = {
         "allowed": True,
         "patchType": "JSONPatch",
-        "patch": binascii.b2a_base64(patch, newline=False).decode("ascii"),
+        "patch": pybase64.b64encode_as_string(patch),  # SIMD: binascii took 4 us of a review
         "auditAnnotations": {
             "decision": "injected",
             "profiles": ",".join(profiles),
