@@ -269,7 +269,7 @@ def review_fields(reply: Reply, seconds: float) -> dict[str, Any]:
 def count(metrics: Metrics, reply: Reply, seconds: float) -> None:
     """Count and time one /mutate request (before the reply leaves, so a scrape that follows sees it)."""
     metrics.count_review(reply.decision, reply.reason)
-    if reply.cache is not None:
+    if reply.cache == "hit" or reply.cache == "miss":  # a skip is not counted: one write less per review
         metrics.count_cache(reply.cache)
     metrics.review_duration.observe(seconds)
 

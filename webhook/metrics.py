@@ -51,7 +51,7 @@ class Metrics:
         child.inc()
 
     def count_cache(self, result: str) -> None:
-        """review_cache{result=hit|miss|skip} += 1."""
+        """review_cache{result=hit|miss} += 1."""
         key = ("cache", result)
         child = self._review_children.get(key)
         if child is None:
@@ -78,9 +78,9 @@ def create_metrics(multiproc_dir: str | None = None) -> Metrics:
         ),
         review_cache=Counter(
             "sidecar_injector_review_cache",
-            "Reviews answered from the cache of identical reviews (hit), worked out and offered to it "
-            "(miss), or worked out without a lookup while no review repeats (skip); reviews the cache "
-            "cannot hold (bad bodies) are not counted.",
+            "Reviews answered from the cache of identical reviews (hit) or worked out and offered to it "
+            "(miss); reviews not looked up (while the cache idles, as no review repeats) or that it cannot "
+            "hold (bad bodies) are not counted.",
             ("result",),
             registry=registry,
         ),
