@@ -447,6 +447,32 @@ def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None
     assert done.returncode == 1, done.stderr
 
 
+@pytest.mark.parametrize("preset", [None, "0"])
+def test_workers_accept_one_connection_at_a_time(tmp_path: Path, preset: str | None) -> None:
+    """libuv's UV_TCP_SINGLE_ACCEPT in every worker (an operator's own value kept), so one worker
+    cannot take a whole pool of connections that arrive together; the supervisor's own
+    environment is left as it was."""
+    report = tmp_path / "environment.json"
+    code = (
+        "import json, os, socket, sys\n"
+        "from webhook.supervisor import supervise\n"
+        "from supervisor_targets import report_environment\n"
+        f"supervise(1, report_environment, ({str(report)!r},), (socket.socket(),))\n"
+        "print(json.dumps([os.environ.get('UV_TCP_SINGLE_ACCEPT'), os.environ.get('PROMETHEUS_MULTIPROC_DIR')]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    env.pop("UV_TCP_SINGLE_ACCEPT", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if preset is not None:
+        env["UV_TCP_SINGLE_ACCEPT"] = preset
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(report.read_text())
+    assert seen["UV_TCP_SINGLE_ACCEPT"] == (preset or "1")
+    assert seen["PROMETHEUS_MULTIPROC_DIR"]  # and the shared metrics directory, as before
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [preset, None]
+
+
 # --- load ---------------------------------------------------------------------------------------
 
 
