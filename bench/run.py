@@ -112,8 +112,8 @@ def environment(plan: Plan) -> dict[str, str]:
         changed = sorted(line[3:] for line in dirty if line.strip())
         git = head + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
     packages = ", ".join(f"{name} {_version(name)}" for name in
-                         ("uvicorn", "httptools", "uvloop", "orjson", "fastapi", "pydantic", "jsonpatch",
-                          "kopf", "aiohttp"))
+                         ("uvicorn", "httptools", "uvloop", "orjson", "msgspec", "pybase64", "fastapi", "pydantic",
+                          "jsonpatch", "kopf", "aiohttp"))
     return {
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "mode": "quick" if plan.quick else "full",
