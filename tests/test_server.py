@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -447,30 +448,65 @@ def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None
     assert done.returncode == 1, done.stderr
 
 
-@pytest.mark.parametrize("preset", [None, "0"])
-def test_workers_accept_one_connection_at_a_time(tmp_path: Path, preset: str | None) -> None:
-    """libuv's UV_TCP_SINGLE_ACCEPT in every worker (an operator's own value kept), so one worker
-    cannot take a whole pool of connections that arrive together; the supervisor's own
-    environment is left as it was."""
-    report = tmp_path / "environment.json"
-    code = (
-        "import json, os, socket, sys\n"
-        "from webhook.supervisor import supervise\n"
-        "from supervisor_targets import report_environment\n"
-        f"supervise(1, report_environment, ({str(report)!r},), (socket.socket(),))\n"
-        "print(json.dumps([os.environ.get('UV_TCP_SINGLE_ACCEPT'), os.environ.get('PROMETHEUS_MULTIPROC_DIR')]))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    env.pop("UV_TCP_SINGLE_ACCEPT", None)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    if preset is not None:
-        env["UV_TCP_SINGLE_ACCEPT"] = preset
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(report.read_text())
-    assert seen["UV_TCP_SINGLE_ACCEPT"] == (preset or "1")
-    assert seen["PROMETHEUS_MULTIPROC_DIR"]  # and the shared metrics directory, as before
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [preset, None]
+def test_connections_opened_together_are_spread_over_the_workers(server_factory: Callable[..., Server]) -> None:
+    """Like the API server's pool: 16 keep-alive connections opened at once. With one shared
+    socket, one worker could accept them all and leave the other idle while they live."""
+    server = server_factory("--workers", "2")
+
+    def worker_pids() -> set[int]:
+        return {r["pid"] for r in server.log_records() if r["msg"] == "serving"}
+
+    wait_for(lambda: len(worker_pids()) == 2)
+    head, body = _review_request(load_review("opt-out-annotation"))
+    context = ssl_context_from(server.ca_file)
+    raw = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(16)]
+    connections: list[ssl.SSLSocket] = []
+    try:
+        for sock in raw:
+            connections.append(context.wrap_socket(sock, server_hostname="127.0.0.1"))  # takes the socket over
+        for tls in connections:
+            tls.sendall(head + body)
+        for tls in connections:
+            answered = b""
+            while not answered.endswith(b"}}"):
+                chunk = tls.recv(65536)
+                assert chunk, "connection closed before the answer"
+                answered += chunk
+            assert answered.startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in (*connections, *raw[len(connections):]):
+            sock.close()
+
+    def answered_by() -> list[int]:
+        return [r["pid"] for r in server.log_records() if r["logger"] == "webhook.review"]
+
+    wait_for(lambda: len(answered_by()) == 16)
+    assert set(answered_by()) == worker_pids()  # both workers hold some of the connections
+    assert server.stop() == 0
+
+
+def _review_request(review: dict[str, Any]) -> tuple[bytes, bytes]:
+    body = json.dumps(review).encode()
+    return (b"POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"), body
+
+
+def test_with_reuse_port_each_worker_listens_on_a_socket_of_its_own() -> None:
+    from webhook.server import REUSE_PORT, bind, worker_socket
+
+    if REUSE_PORT is None:
+        pytest.skip("SO_REUSEPORT balancing is Linux's; elsewhere the workers share one socket")
+
+    shared = bind("127.0.0.1", 0)
+    assert worker_socket(shared) is shared
+    pooled = bind("127.0.0.1", 0, reuse_port=True)
+    port = pooled.getsockname()[1]
+    own = worker_socket(pooled)
+    try:
+        assert own is not pooled and own.getsockname()[1] == port and pooled.fileno() == -1
+    finally:
+        own.close()
+        shared.close()
 
 
 # --- load ---------------------------------------------------------------------------------------

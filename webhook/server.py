@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -322,12 +323,21 @@ class WebhookServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def bind(host: str, port: int, flags: str = "--host/--port") -> socket.socket:
-    """Bind once, before any worker starts, so "address in use" is a clean startup error."""
+# Where the kernel balances connections between listening sockets that share a port (Linux).
+REUSE_PORT: int | None = getattr(socket, "SO_REUSEPORT", None) if sys.platform.startswith("linux") else None
+
+
+def bind(host: str, port: int, flags: str = "--host/--port", reuse_port: bool = False) -> socket.socket:
+    """Bind once, before any worker starts, so "address in use" is a clean startup error.
+
+    ``reuse_port``: the socket joins a group that the kernel spreads new connections over
+    (SO_REUSEPORT), one listening socket per worker (see ``worker_socket``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and REUSE_PORT is not None:
+            sock.setsockopt(socket.SOL_SOCKET, REUSE_PORT, 1)
         sock.bind((host, port))
     except (OSError, OverflowError) as error:
         sock.close()
@@ -410,13 +420,30 @@ def serve_worker(options: ServeOptions, sock: socket.socket, health_sock: socket
     return 0 if server.started else STARTUP_FAILURE
 
 
+def worker_socket(shared: socket.socket) -> socket.socket:
+    """The socket a worker listens on: its own, on the supervisor's address, where the kernel
+    can balance connections between workers (SO_REUSEPORT); else the shared one.
+
+    With one shared socket, libuv accepts every connection waiting at once, so whichever worker
+    wakes first takes a whole pool of connections opened together (as the API server opens
+    its own) and keeps them for as long as they live; the benchmark saw one of two workers
+    take all 16 in four runs of five. The supervisor's socket is bound, never listening, so
+    it holds the port and gets no connections itself."""
+    if REUSE_PORT is None or not shared.getsockopt(socket.SOL_SOCKET, REUSE_PORT):
+        return shared
+    host, port = shared.getsockname()[:2]
+    own = bind(host, port, reuse_port=True)
+    shared.close()  # this process's copy; the supervisor keeps the port
+    return own
+
+
 def _worker_main(options: ServeOptions, sock: socket.socket, health_sock: socket.socket | None,
                  parent_pid: int) -> None:
     """Entry point of a spawned worker (a fresh interpreter: set up logging again)."""
     setup_logging(options.log_level)
     os.setpgrp()  # a terminal's Ctrl+C reaches the supervisor only; it forwards exactly one signal
     try:
-        code = serve_worker(options, sock, health_sock, parent_pid)
+        code = serve_worker(options, worker_socket(sock), health_sock, parent_pid)
     except StartupError as error:
         log.error("worker cannot start", extra={"fields": {"error": str(error)}})
         code = STARTUP_FAILURE
@@ -437,7 +464,7 @@ def run(options: ServeOptions) -> int:
     except ConfigError as error:
         raise StartupError(one_line(error)) from None
     load_tls(options)
-    sock = bind(options.host, options.port)
+    sock = bind(options.host, options.port, reuse_port=options.workers > 1)
     health_sock = None
     if options.health_port is not None:
         try:

@@ -1,16 +1,11 @@
-"""``serve --workers N``: one process binds the socket(s), N spawned workers serve on them.
+"""``serve --workers N``: one process binds the socket(s), N spawned workers serve on them
+(on Linux each worker listens on a socket of its own on that address, so that the kernel
+spreads connections between them: ``server.worker_socket``).
 
 The supervisor does no admission work. It restarts a worker that dies, stops everything when
 a worker reports that it cannot start (it would fail the same way again), forwards exactly one
 SIGTERM/SIGINT to every worker (each then drains like a single-process server), and gives
 them a shared PROMETHEUS_MULTIPROC_DIR so /metrics on any worker counts all of them.
-
-The workers accept from one shared socket, and libuv (under uvloop) accepts every connection
-that is waiting at once: when the API server opens its pool of keep-alive connections
-together, one worker could take them all and leave the others idle for as long as they live
-(the benchmark saw 16 of 16 on one worker in four runs of five). UV_TCP_SINGLE_ACCEPT=1,
-libuv's switch for servers of several processes, makes a worker accept one connection and
-yield, so they share them.
 """
 
 from __future__ import annotations
@@ -31,7 +26,6 @@ from webhook.metrics import MULTIPROC_ENV
 log = logging.getLogger("webhook.server")
 
 STARTUP_FAILURE = 3  # a worker's exit code for "would fail the same way on restart"
-SINGLE_ACCEPT_ENV = "UV_TCP_SINGLE_ACCEPT"
 POLL_SECONDS = 0.5
 
 
@@ -54,9 +48,8 @@ def supervise(workers: int, target: Callable[..., None], args: tuple[Any, ...],
 
     with tempfile.TemporaryDirectory(prefix="sidecar-injector-metrics-") as metrics_dir:
         # prometheus_client chooses file-backed values at import; workers import it after this is set.
-        previous_env = {name: os.environ.get(name) for name in (MULTIPROC_ENV, SINGLE_ACCEPT_ENV)}
+        previous_dir = os.environ.get(MULTIPROC_ENV)
         os.environ[MULTIPROC_ENV] = metrics_dir
-        os.environ.setdefault(SINGLE_ACCEPT_ENV, "1")  # an operator's own setting wins
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         exit_code = 0
         try:
@@ -83,11 +76,10 @@ def supervise(workers: int, target: Callable[..., None], args: tuple[Any, ...],
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            for name, value in previous_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            if previous_dir is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous_dir
             for sock in sockets:
                 if sock is not None:
                     sock.close()
