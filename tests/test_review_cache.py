@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
@@ -238,25 +239,45 @@ def test_a_pinned_hash_seed_switches_the_key_to_a_keyed_digest() -> None:
     assert runs[0][1] != runs[1][1]  # a secret per process, even with the same seed
 
 
-def test_after_a_run_of_misses_the_cache_idles_and_samples() -> None:
-    cache = ReviewCache(8, idle_after=4, sample_every=3)
-    results = [answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache).cache for n in range(10)]
-    # four misses in a row, then one review in three is looked up
-    assert results == ["miss"] * 4 + ["skip", "skip", "miss", "skip", "skip", "miss"]
+def _idle(cache: ReviewCache) -> None:
+    for n in range(cache.idle_after):
+        answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache)
     assert cache.idle
+
+
+def test_after_a_run_of_misses_the_cache_idles_and_samples() -> None:
+    cache = ReviewCache(8, idle_after=4, sample_every=3, rng=random.Random(1))
+    assert [answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache).cache for n in range(4)] == ["miss"] * 4
+    results = [answer(_body(f"v{n}", namespace=f"other-{n}"), CONFIG, cache).cache for n in range(300)]
+    assert set(results) == {"miss", "skip"} and cache.idle
+    assert 0.2 < results.count("miss") / len(results) < 0.47  # one in three on average
     skipped = answer(_body("u-plain", namespace="ns-x"), CONFIG)
     assert answer(_body("u-plain", namespace="ns-x"), CONFIG, cache).body == skipped.body  # same answer
 
 
 def test_an_idle_cache_wakes_on_a_burst_of_repeats() -> None:
-    cache = ReviewCache(8, idle_after=4, sample_every=3)
-    for n in range(4):
-        answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache)
-    assert cache.idle
-    burst = [answer(_body(f"burst-{n}"), CONFIG, cache).cache for n in range(12)]
-    # sampled: the third is seen once, the sixth a second time (kept, and the cache wakes up)
-    assert burst[:6] == ["skip", "skip", "miss", "skip", "skip", "miss"]
-    assert burst[6:] == ["hit"] * 6 and not cache.idle
+    cache = ReviewCache(8, idle_after=4, sample_every=3, rng=random.Random(2))
+    _idle(cache)
+    burst = [answer(_body(f"burst-{n}"), CONFIG, cache).cache for n in range(40)]
+    woke = burst.index("hit")
+    assert woke <= 4 * 3 and burst[woke:] == ["hit"] * (40 - woke) and not cache.idle
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("shift", [0, 1])
+def test_an_idle_cache_wakes_on_repeats_in_step_with_its_lookups(seed: int, shift: int) -> None:
+    """Repeats every other review, among distinct ones: a fixed lookup period of 2 would only
+    ever look at one of the two (which one depends on where the run starts) and, when it
+    looks at the distinct ones, never notice the repeats."""
+    cache = ReviewCache(8, idle_after=4, sample_every=2, rng=random.Random(seed))
+    _idle(cache)
+    for n in range(shift):
+        answer(_body(f"before-{n}", namespace=f"b-{n}"), CONFIG, cache)
+    repeats = []
+    for n in range(60):
+        repeats.append(answer(_body(f"repeat-{n}"), CONFIG, cache).cache)
+        answer(_body(f"distinct-{n}", namespace=f"d-{n}"), CONFIG, cache)
+    assert repeats[-40:] == ["hit"] * 40
 
 
 def test_a_reload_wakes_an_idle_cache() -> None:
@@ -269,10 +290,13 @@ def test_a_reload_wakes_an_idle_cache() -> None:
 
 
 def test_only_lookups_are_counted() -> None:
-    cache = ReviewCache(8, idle_after=1, sample_every=2)
+    cache = ReviewCache(8, idle_after=1, sample_every=4, rng=random.Random(3))
     metrics = create_metrics()
-    for n in range(4):
-        count(metrics, answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache), 0.001)
+    replies = [answer(_body(f"u{n}", namespace=f"ns-{n}"), CONFIG, cache) for n in range(12)]
+    for reply in replies:
+        count(metrics, reply, 0.001)
+    results = [reply.cache for reply in replies]
+    assert "skip" in results
     text = exposition(metrics)[0].decode()
-    assert 'sidecar_injector_review_cache_total{result="miss"} 2.0' in text
-    assert 'result="skip"' not in text  # the two skipped lookups cost no write
+    assert f'sidecar_injector_review_cache_total{{result="miss"}} {float(results.count("miss"))}' in text
+    assert 'result="skip"' not in text  # a skipped lookup costs no write

@@ -22,9 +22,11 @@ the per-review log line and the metrics are what a miss would give.
 
 Working out a key costs about 5 % of a review, which a stream of unrelated Pods pays for
 nothing. So the cache idles once ``IDLE_AFTER`` lookups in a row missed: it then looks up
-one review in ``SAMPLE_EVERY`` (the rest skip it), and wakes as soon as one of those is a
-review seen before. A burst of identical Pods is therefore noticed within about twice
-``SAMPLE_EVERY`` reviews, and all the rest of it is answered from the cache.
+one review in ``SAMPLE_EVERY`` on average (the rest skip it), and wakes as soon as one of
+those is a review seen before. The gaps between lookups are random: a fixed one could keep
+missing a burst whose repeats arrive in step with it (every other review, say). A burst of
+identical Pods is noticed within a few times ``SAMPLE_EVERY`` reviews, and all the rest of
+it is answered from the cache.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -96,16 +99,17 @@ class ReviewCache:
     """LRU of outcomes by review_key, for one config at a time."""
 
     def __init__(self, entries: int = DEFAULT_ENTRIES, idle_after: int = IDLE_AFTER,
-                 sample_every: int = SAMPLE_EVERY) -> None:
+                 sample_every: int = SAMPLE_EVERY, rng: random.Random | None = None) -> None:
         self.entries = entries
         self.idle_after = idle_after
         self.sample_every = sample_every
+        self._rng = rng or random.Random()
         self.config: Config | None = None
         self._outcomes: OrderedDict[Key, Outcome] = OrderedDict()
         self._seen: dict[Key, None] = {}
         self._lock = threading.Lock()  # large reviews run in a thread pool
         self._missed_in_a_row = 0
-        self._skipped = 0
+        self._until_lookup = 0  # while idle: reviews to skip before the next lookup
 
     def __len__(self) -> int:
         return len(self._outcomes)
@@ -115,16 +119,17 @@ class ReviewCache:
         return self._missed_in_a_row >= self.idle_after
 
     def consulted(self) -> bool:
-        """Whether to look this review up: always while reviews repeat, one in ``sample_every``
-        while the cache idles. (Counters shared with pooled reviews may race: that only moves
-        which review is sampled.)"""
+        """Whether to look this review up: always while reviews repeat; while the cache idles,
+        after a random gap of 0 to ``2 * sample_every - 2`` reviews (one in ``sample_every`` on
+        average). Counters shared with pooled reviews may race: that only moves which review
+        is looked up."""
         if self._missed_in_a_row < self.idle_after:
             return True
-        self._skipped += 1
-        if self._skipped >= self.sample_every:
-            self._skipped = 0
-            return True
-        return False
+        if self._until_lookup > 0:
+            self._until_lookup -= 1
+            return False
+        self._until_lookup = self._rng.randrange(2 * self.sample_every - 1)
+        return True
 
     def _repeating(self) -> None:
         self._missed_in_a_row = 0
