@@ -16,12 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webhook.app import answer
-from webhook.config import load_config_file
+from webhook.config import load_config_file, override
 from webhook.review_decode import decode_review
 
 from engine_support import BASE_CONFIG, case_names, load_review
 
 CONFIG = load_config_file(BASE_CONFIG)
+# Every profile also builds probes and a warm-up startupProbe: the reads of ports and handlers.
+WARMUP_CONFIG = override(CONFIG, "profiles", {
+    name: {**profile.model_dump(exclude_none=True), "probes": {"enabled": True}, "warmupSeconds": 60}
+    for name, profile in CONFIG.profiles.items()}, "test")
 
 
 def test_only_the_fields_the_review_reads_are_built() -> None:
@@ -100,16 +104,36 @@ def test_a_number_beyond_64_bits_where_the_review_does_not_look_changes_nothing(
     assert answer(text.encode(), CONFIG).body == answer(json.dumps(review).encode(), CONFIG).body
 
 
-def test_a_number_beyond_64_bits_the_review_reads_is_answered_all_the_same() -> None:
-    """Compared, never written back: the answer is the one a small number gives."""
-    def body(grace: int) -> bytes:
-        review: dict[str, Any] = load_review("pod-basic")
-        review["request"]["object"]["spec"]["terminationGracePeriodSeconds"] = grace
-        return json.dumps(review).encode()
+def _reads_numbers(review: dict[str, Any], where: str, value: Any) -> bytes:
+    pod = review["request"]["object"]
+    container = pod["spec"]["containers"][0]
+    if where == "grace":
+        pod["spec"]["terminationGracePeriodSeconds"] = value
+    elif where == "containerPort":
+        container["ports"] = [{"containerPort": value}]
+    elif where == "probe handler":
+        container["livenessProbe"] = {"tcpSocket": {"port": value}}
+    elif where == "request.kind.kind":
+        review["request"]["kind"]["kind"] = value
+    elif where == "owner kind":
+        pod["metadata"]["ownerReferences"] = [{"kind": value}]
+    elif where == "username":
+        review["request"]["userInfo"] = {"username": value}
+    return json.dumps(review).encode()
 
-    huge, large = answer(body(10**30), CONFIG), answer(body(10**9), CONFIG)
-    assert huge.status == large.status == 200
-    assert huge.body == large.body
+
+@pytest.mark.parametrize("value", [10**30, 2**64 - 1, 2**63, -(2**64)])
+@pytest.mark.parametrize("where", ["grace", "containerPort", "probe handler", "request.kind.kind", "owner kind",
+                                   "username"])
+def test_a_number_beyond_64_bits_the_review_reads_is_answered_as_the_whole_parse_answers_it(
+        where: str, value: int) -> None:
+    """JSON allows it and the API server never sends one; orjson reads it as a float, msgspec
+    exactly. Where the review reads it, the answer must not depend on which of them decoded."""
+    for config in (CONFIG, WARMUP_CONFIG):
+        raw = _reads_numbers(load_review("pod-basic"), where, value)
+        projected, whole = answer(raw, config), _whole(raw, config)
+        assert (projected.status, projected.reason, projected.body) == (whole.status, whole.reason, whole.body)
+        assert projected.reason != "internal-error"
 
 
 def test_a_body_nested_deeply_is_answered_never_with_a_500() -> None:
@@ -133,12 +157,12 @@ def test_valid_utf8_beyond_ascii_is_decoded() -> None:
     assert decoded is not None and decoded["request"]["object"]["metadata"]["annotations"] == {"note": "café ☕"}
 
 
-def _whole(raw: bytes) -> Any:
+def _whole(raw: bytes, config: Any = CONFIG) -> Any:
     """The answer with the body parsed whole (the path before webhook.review_decode)."""
     from unittest import mock
 
     with mock.patch("webhook.app.decode_review", lambda raw: None):
-        return answer(raw, CONFIG)
+        return answer(raw, config)
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)

@@ -157,6 +157,12 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
             return outcome_reply(with_uid(found, key[1]), cache="hit")
     try:
         outcome = review(body, config, fresh_copies=False)  # only its response is sent and kept
+        if projected and outcome.reason == "internal-error" and (whole := _parsed_whole(raw)) is not None:
+            # A value the projection kept as it is but the whole parse reads otherwise (an
+            # integer beyond 64 bits inside a probe handler a startupProbe copies): the whole
+            # body decides, as it did before the projection.
+            body, projected, key = whole, False, None
+            outcome = review(body, config, fresh_copies=False)
     except ReviewError as error:
         return error_reply(400, "invalid-review", str(error), _uid_of(body))
     except RecursionError:
@@ -170,6 +176,13 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
     assert cache is not None
     cache.put(key[0], config, outcome, len(reply.body))
     return reply
+
+
+def _parsed_whole(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # valid JSON orjson refuses (a number beyond a float's range)
+        return None
 
 
 def too_deep(body: Any) -> Reply:

@@ -16,16 +16,26 @@ every golden case, every corpus Pod and generated Pods), so the review cache may
 projection too: reviews that differ only in fields no answer depends on (a managedFields
 timestamp) share an answer. A body these types cannot hold (not an object where one is
 expected, invalid JSON or UTF-8) gives None, and the caller parses it whole and answers it as
-before. One difference remains, by design: valid JSON nested deeper than orjson parses (1024
-levels) inside fields the review never reads is skipped and answered, where the whole parse
-refused it. Adding a field the review reads means adding it here.
+before. One difference remains, by design: valid JSON that orjson refuses (nested deeper than
+1024 levels, a number beyond a float's range) inside fields the review never reads is skipped
+and answered, where the whole parse refused it with a 400. Numbers and text the review reads
+are typed so that whatever orjson would read otherwise (an integer beyond 64 bits becomes a
+float there) goes to the whole parse; a review of the projection that still ends in an
+internal error is answered from the whole body (``app.answer``). Adding a field the review
+reads means adding it here.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import msgspec
+
+# A number the review reads must be one orjson reads the same: the whole parse turns an
+# integer beyond 64 bits into a float, msgspec keeps it exact. Past int64 (msgspec's bounds
+# stop there) and for any other type the body is parsed whole; so it is when text the review
+# would print (names, kinds) is not a string.
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Nothing(TypedDict, total=False):
@@ -38,7 +48,7 @@ class _Named(TypedDict, total=False):
 
 class _Port(TypedDict, total=False):
     protocol: Any
-    containerPort: Any
+    containerPort: _Int
 
 
 class _Mount(TypedDict, total=False):
@@ -57,17 +67,17 @@ class _Probe(TypedDict, total=False):
 
 
 class _Owner(TypedDict, total=False):
-    kind: Any
+    kind: str
 
 
 class _User(TypedDict, total=False):
-    username: Any
-    groups: Any
+    username: str
+    groups: list[str]
 
 
 class _Kind(TypedDict, total=False):
-    group: Any
-    kind: Any
+    group: str
+    kind: str
 
 
 class _Container(TypedDict, total=False):
@@ -89,15 +99,15 @@ class _Spec(TypedDict, total=False):
     hostNetwork: Any
     hostPID: Any
     shareProcessNamespace: Any
-    terminationGracePeriodSeconds: Any
+    terminationGracePeriodSeconds: _Int
     resources: Any
     restartPolicy: Any
 
 
 class _Metadata(TypedDict, total=False):
-    name: Any
-    generateName: Any
-    namespace: Any
+    name: str
+    generateName: str
+    namespace: str
     annotations: Any
     labels: Any
     ownerReferences: list[_Owner]
@@ -111,17 +121,17 @@ class _Pod(TypedDict, total=False):
 class _Request(TypedDict, total=False):
     uid: Any
     kind: _Kind
-    namespace: Any
-    name: Any
-    operation: Any
-    subResource: Any
+    namespace: str
+    name: str
+    operation: str
+    subResource: str
     userInfo: _User
     object: _Pod
 
 
 class _Review(TypedDict, total=False):
-    apiVersion: Any
-    kind: Any
+    apiVersion: str
+    kind: str
     request: _Request
 
 
