@@ -264,16 +264,13 @@ async def send_reply(send: Send, reply: Reply, close: bool = False) -> None:
 
 def review_fields(reply: Reply, seconds: float) -> dict[str, Any]:
     """The per-review log line's fields."""
+    fields: dict[str, Any] = {"uid": reply.uid, "status": reply.status}
     outcome = reply.outcome
-    fields: dict[str, Any]
     if outcome is not None:
-        fields = {"uid": reply.uid, "status": reply.status, "kind": outcome.kind, "namespace": outcome.namespace,
-                  "name": outcome.name, "operation": outcome.operation, "profiles": list(outcome.profiles),
-                  "warnings": len(outcome.warnings), "decision": reply.decision, "reason": reply.reason,
-                  "duration_ms": round(seconds * 1000, 3)}
-    else:
-        fields = {"uid": reply.uid, "status": reply.status, "decision": reply.decision, "reason": reply.reason,
-                  "duration_ms": round(seconds * 1000, 3)}
+        fields.update(kind=outcome.kind, namespace=outcome.namespace, name=outcome.name,
+                      operation=outcome.operation, profiles=list(outcome.profiles),
+                      warnings=len(outcome.warnings))
+    fields.update(decision=reply.decision, reason=reply.reason, duration_ms=round(seconds * 1000, 3))
     if reply.error is not None:
         fields["error"] = reply.error
     return fields

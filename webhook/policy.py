@@ -110,6 +110,11 @@ def _all_maps(values: Any) -> bool:
     return _DICT_ONLY.issuperset(map(type, values)) or all(is_map(v) for v in values)
 
 
+def _all_strings(values: Any) -> bool:
+    """Every item a string; exact strs are checked in one C pass (``values`` is read twice)."""
+    return _STR_ONLY.issuperset(map(type, values)) or all(isinstance(v, str) for v in values)
+
+
 def _container_problem(container: Mapping[str, Any]) -> str | None:
     """What is wrong with one container's fields that we read, as ``field is not ...``."""
     for name in _CONTAINER_DICTS:
@@ -117,9 +122,7 @@ def _container_problem(container: Mapping[str, Any]) -> str | None:
             return f"{name} is not an object"
     for name in _CONTAINER_LISTS_OF_OBJECTS:
         items = container.get(name, ())
-        if type(items) is not list and items != ():
-            return f"{name} is not a list of objects"
-        if not _all_maps(items):
+        if (type(items) is not list and items != ()) or not _all_maps(items):
             return f"{name} is not a list of objects"
     return None
 
@@ -127,8 +130,6 @@ def _container_problem(container: Mapping[str, Any]) -> str | None:
 def _named_objects(value: Any, where: str) -> str | None:
     if not isinstance(value, list):
         return f"{where} is not a list"
-    if _DICT_ONLY.issuperset(map(type, value)) and _STR_ONLY.issuperset(type(item.get("name")) for item in value):
-        return None
     for index, item in enumerate(value):
         if not is_map(item) or not isinstance(item.get("name"), str):
             return f"{where}[{index}] is not an object with a name"
@@ -146,8 +147,7 @@ def shape_problem(pod: Mapping[str, Any]) -> str | None:
         return "metadata is not an object"
     for key in ("annotations", "labels"):
         value = meta.get(key, {})
-        if not is_map(value) or not (_STR_ONLY.issuperset(map(type, value.values()))
-                                     or all(isinstance(v, str) for v in value.values())):
+        if not is_map(value) or not _all_strings(value.values()):
             return f"metadata.{key} is not a map of strings"
     spec = pod.get("spec")
     if not is_map(spec):
