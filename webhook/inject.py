@@ -69,9 +69,9 @@ class _Builder:
         self.fresh_copies = fresh_copies
         self.plan = plan_for(settings)
         self.pod: Obj = dict(pod)
-        self.spec: Obj = dict(pod.get("spec") or {})
-        self.pod["spec"] = self.spec  # callers guarantee a spec with containers (policy checks the shape)
         self.original_spec: Mapping[str, Any] = pod.get("spec") or {}
+        self.spec: Obj = dict(self.original_spec)
+        self.pod["spec"] = self.spec  # callers guarantee a spec with containers (policy checks the shape)
         self.warnings: list[str] = []
         self.original_app: list[Obj] = as_list(self.spec.get("containers"))
         self.app: list[Obj] = list(self.original_app)
@@ -87,7 +87,6 @@ class _Builder:
         self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
         # Ops by where they apply; ``assemble()`` puts them in an order that applies.
         self.app_ops: list[Op] = []  # on application containers, at their index after the legacy sidecars
-        self.app_offset = 0  # how many legacy sidecars go in front of them (known once they are collected)
         self.spec_ops: list[Op] = []
 
     def _sleep(self, container_name: str, seconds: int) -> Obj:
@@ -154,7 +153,12 @@ class _Builder:
                 self._fit_pod_level_resources(taken)
                 self.sidecars.append((profile_name, taken))
                 self.sidecar_plans.append((profile, warnings))
-        self.app_offset = 0 if self.settings.native else len(self.sidecars)
+
+    @property
+    def app_offset(self) -> int:
+        """How many legacy sidecars go in front of the application containers (fixed once
+        collect_containers() has run, before any application container is changed)."""
+        return 0 if self.settings.native else len(self.sidecars)
 
     def _app_container(self, index: int) -> Obj:
         """The application container at index, copied once so we may change it."""
@@ -338,7 +342,6 @@ class _Builder:
             ops.extend(grown("/spec/initContainers", had_list, 0, front, self.spec["initContainers"]))
         self.spec["containers"] = legacy + self.app if legacy else self.app
         ops.extend(grown("/spec/containers", True, 0, legacy, self.spec["containers"]))
-        assert len(legacy) == self.app_offset  # the app ops' paths were written with it
         ops.extend(self.app_ops)
         return ops + self.spec_ops
 
@@ -422,8 +425,8 @@ def _annotate(pod: Mapping[str, Any], new_pod: Obj, text: str) -> Op:
     metadata["annotations"] = annotations
     new_pod["metadata"] = metadata
     if not has_metadata:
-        return {"op": "add", "path": "/metadata", "value": metadata}
+        return add("/metadata", metadata)
     if not has_annotations:
-        return {"op": "add", "path": "/metadata/annotations", "value": annotations}
+        return add("/metadata/annotations", annotations)
     return {"op": "replace" if STATUS in present else "add", "path": f"/metadata/annotations/{escape(STATUS)}",
             "value": text}
