@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from webhook.tls import build_server_context
+from webhook.server.tls import build_server_context
 
 
 def _messages(response: bytes) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from webhook import certs
+from webhook.server import certs
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -12,9 +12,9 @@ import jsonpatch
 import orjson
 import yaml
 
-from webhook.app import answer
 from webhook.config import Config, load_config_file, parse_config
 from webhook.mutate import Outcome
+from webhook.server.app import answer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BASE_CONFIG = FIXTURES / "config.yaml"

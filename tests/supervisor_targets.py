@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webhook.supervisor import STARTUP_FAILURE
+from webhook.server.supervisor import STARTUP_FAILURE
 
 
 def cannot_start(supervisor_pid: int) -> None:

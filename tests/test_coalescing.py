@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from webhook.coalescing import MAX_HELD_BYTES, CoalescingTransport
+from webhook.server.coalescing import MAX_HELD_BYTES, CoalescingTransport
 
 from conftest import Server, load_review, ssl_context_from
 

@@ -10,7 +10,7 @@ import os
 import re
 import time
 
-from webhook.logging_setup import BufferedStreamHandler, JsonFormatter
+from webhook.server.logging_setup import BufferedStreamHandler, JsonFormatter
 
 
 def _handler(stream: io.StringIO, interval: float) -> logging.Logger:
@@ -52,7 +52,7 @@ def test_info_lines_are_flushed_by_the_timer_and_warnings_at_once() -> None:
 
 
 def test_log_fields_writes_the_line_a_record_would_give() -> None:
-    from webhook.logging_setup import log_fields
+    from webhook.server.logging_setup import log_fields
 
     stream = io.StringIO()
     logger = _handler(stream, interval=60)
@@ -69,7 +69,7 @@ def test_log_fields_writes_the_line_a_record_would_give() -> None:
 
 
 def test_log_fields_gives_filters_and_other_handlers_the_record() -> None:
-    from webhook.logging_setup import log_fields
+    from webhook.server.logging_setup import log_fields
 
     stream = io.StringIO()
     logger = _handler(stream, interval=60)

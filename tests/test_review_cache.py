@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from webhook.app import answer, count, log_review
 from webhook.cli import build_parser
 from webhook.config import load_config_file, override
-from webhook.metrics import create_metrics, exposition
-from webhook.review_cache import ReviewCache
+from webhook.server.app import answer, count, log_review
+from webhook.server.metrics import create_metrics, exposition
+from webhook.server.review_cache import ReviewCache
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config_file(ROOT / "bench" / "config.yaml")
@@ -187,7 +187,7 @@ def test_reviews_seen_once_only_fill_a_bounded_set_of_keys() -> None:
 
 @pytest.mark.parametrize("how", ["uid also a label value", "escaped uid", "not a plain uid"])
 def test_the_key_is_the_review_not_its_spelling(how: str) -> None:
-    from webhook.review_cache import review_key
+    from webhook.server.review_cache import review_key
 
     def body(uid: str, label: str) -> bytes:
         review = copy.deepcopy(TYPICAL)
@@ -216,7 +216,7 @@ def test_the_key_is_the_review_not_its_spelling(how: str) -> None:
 
 
 def test_reviews_that_differ_beyond_the_uid_have_different_keys() -> None:
-    from webhook.review_cache import review_key
+    from webhook.server.review_cache import review_key
 
     a, b = _body("3f0e-11"), _body("9a9a-22")
     assert review_key(orjson.loads(a))[0] == review_key(orjson.loads(b))[0]  # type: ignore[index]
@@ -229,7 +229,7 @@ def test_a_pinned_hash_seed_switches_the_key_to_a_keyed_digest() -> None:
     import subprocess
     import sys
 
-    code = ("import webhook.review_cache as r, orjson; from pathlib import Path;"
+    code = ("import webhook.server.review_cache as r, orjson; from pathlib import Path;"
             "raw = Path('bench/fixtures/typical.review.json').read_bytes();"
             "print(r._digest is hash, r.review_key(orjson.loads(raw))[0][0])")
     runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,

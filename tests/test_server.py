@@ -26,8 +26,8 @@ import pytest
 import yaml
 from cryptography import x509
 
-from webhook import certs
 from webhook.config import example_config_text
+from webhook.server import certs
 
 from conftest import FIXTURES, Server, load_review, make_certs, run_cli, ssl_context_from
 
@@ -439,7 +439,7 @@ def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None
     """A worker exiting with STARTUP_FAILURE would fail the same way again: no restart loop."""
     code = (
         "import socket, sys\n"
-        "from webhook.supervisor import supervise\n"
+        "from webhook.server.supervisor import supervise\n"
         "from supervisor_targets import cannot_start\n"
         "sys.exit(supervise(2, cannot_start, (), (socket.socket(),)))\n"
     )
@@ -492,7 +492,7 @@ def _review_request(review: dict[str, Any]) -> tuple[bytes, bytes]:
 
 
 def test_with_reuse_port_each_worker_listens_on_a_socket_of_its_own() -> None:
-    from webhook.server import REUSE_PORT, bind, worker_socket
+    from webhook.server.runner import REUSE_PORT, bind, worker_socket
 
     if REUSE_PORT is None:
         pytest.skip("SO_REUSEPORT balancing is Linux's; elsewhere the workers share one socket")

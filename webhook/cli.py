@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webhook.app import DEFAULT_MAX_BODY_BYTES
-from webhook.logging_setup import LEVELS, setup_logging
+from webhook.server.app import DEFAULT_MAX_BODY_BYTES
+from webhook.server.logging_setup import LEVELS, setup_logging
 
 if TYPE_CHECKING:
     from webhook.config import Config
@@ -193,7 +193,7 @@ def fail(message: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from webhook.server import ServeOptions, StartupError, run
+    from webhook.server.runner import ServeOptions, StartupError, run
 
     setup_logging(args.log_level)
     options = ServeOptions(
@@ -221,8 +221,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
-    from webhook.certs import write_bundle
     from webhook.errors import ConfigError
+    from webhook.server.certs import write_bundle
 
     try:
         bundle = write_bundle(args.out, args.service, args.namespace, args.host)

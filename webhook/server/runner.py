@@ -8,7 +8,7 @@ Why not plain ``uvicorn.run``:
 * uvicorn stops at once on SIGTERM. A webhook must first leave the Service's Endpoints:
   SIGTERM flips /readyz to 503 and keeps serving for ``drain_seconds``, then stops accepting
   and exits 0 once in-flight requests are answered.
-* With several workers, the socket is bound once here and ``webhook.supervisor`` spawns
+* With several workers, the socket is bound once here and ``webhook.server.supervisor`` spawns
   workers that each run this same server (with their own reload loops).
 * The listeners are created here rather than by uvicorn: the TLS handshake gets a timeout (a
   client that connects and never says hello is dropped), every request must arrive within
@@ -36,23 +36,23 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
-from webhook.app import DEFAULT_MAX_BODY_BYTES, ServiceState, create_app, create_routes
-from webhook.certs import TLS_CERT, TLS_KEY, ensure_dev_certs
 from webhook.config import Config, example_config, load_config_file, override
-from webhook.connections import REQUEST_TIMEOUT_SECONDS, timed_protocol
-from webhook.deadline import offload_executor
 from webhook.errors import ConfigError
-from webhook.logging_setup import setup_logging
-from webhook.metrics import (
+from webhook.server.app import DEFAULT_MAX_BODY_BYTES, ServiceState, create_app, create_routes
+from webhook.server.certs import TLS_CERT, TLS_KEY, ensure_dev_certs
+from webhook.server.connections import REQUEST_TIMEOUT_SECONDS, timed_protocol
+from webhook.server.deadline import offload_executor
+from webhook.server.logging_setup import setup_logging
+from webhook.server.metrics import (
     Metrics,
     create_metrics,
     multiproc_dir_from_env,
     set_config_hash,
     worker_exited,
 )
-from webhook.review_cache import DEFAULT_ENTRIES, ReviewCache
-from webhook.supervisor import STARTUP_FAILURE, supervise
-from webhook.tls import ReloadingContext
+from webhook.server.review_cache import DEFAULT_ENTRIES, ReviewCache
+from webhook.server.supervisor import STARTUP_FAILURE, supervise
+from webhook.server.tls import ReloadingContext
 
 log = logging.getLogger("webhook.server")
 

@@ -5,7 +5,7 @@ the managedFields timestamps: on CREATE the API server sends the Pod before its 
 exist. A rollout of a thousand Pods asks the same question a thousand times; this answers
 the repeats for about the cost of decoding the body.
 
-The key is taken from the review as the server decodes it (``webhook.review_decode``: every
+The key is taken from the review as the server decodes it (``webhook.server.review_decode``: every
 field the answer depends on, and only those: apiVersion, kind, operation, subResource,
 namespace, userInfo, the Pod fields the engine reads), re-serialised with ``request.uid``
 blanked, so reviews that differ in nothing else (a managedFields time, an image tag) share

@@ -15,7 +15,7 @@ oversized or unparsable head) are answered with the same JSON ``{"error": ...}``
 app's own. A connection whose response went out before its request body had arrived (an early
 error answer) is closed: the rest of that body must not be parsed as the next request.
 
-Each response's head and body leave in one TLS record and one write (``webhook.coalescing``).
+Each response's head and body leave in one TLS record and one write (``webhook.server.coalescing``).
 
 It is also gentler than uvicorn with connections that are brand new at shutdown: uvicorn closes
 every connection not inside a request at once, including one accepted a moment ago whose first
@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
     from uvicorn.protocols.http.h11_impl import H11Protocol as _HTTPProtocol  # type: ignore[assignment]
 
-from webhook.coalescing import CoalescingTransport
+from webhook.server.coalescing import CoalescingTransport
 
 log = logging.getLogger("webhook.connections")
 

@@ -2,14 +2,14 @@
 
 /mutate is the hot path the API server waits on for every Pod, so it skips routing,
 request models and response validation: read the body once, decode only the fields a review
-reads (``webhook.review_decode``; ``orjson.loads`` of the whole body when those types cannot
+reads (``webhook.server.review_decode``; ``orjson.loads`` of the whole body when those types cannot
 hold it), call the pure ``mutate.review``, send ``orjson.dumps`` bytes. Every HTTP status
 /mutate can answer is decided in ``precheck`` and ``answer`` below, so the mapping from
 problem to status lives in one place.
 The probes and /metrics are not hot and keep FastAPI's conveniences.
 
 Every review is answered within the config's ``deadlineSeconds`` (``answer_in_time``): a late
-one is answered by the onError policy instead, see ``webhook.deadline``.
+one is answered by the onError policy instead, see ``webhook.server.deadline``.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from webhook.config import Config
-from webhook.deadline import run_within
 from webhook.errors import ReviewError
-from webhook.logging_setup import log_fields
-from webhook.metrics import Metrics, exposition
 from webhook.mutate import Outcome, on_error, review
-from webhook.review_cache import ReviewCache, review_key, with_uid
-from webhook.review_decode import decode_review
+from webhook.server.deadline import run_within
+from webhook.server.logging_setup import log_fields
+from webhook.server.metrics import Metrics, exposition
+from webhook.server.review_cache import ReviewCache, review_key, with_uid
+from webhook.server.review_decode import decode_review
 
 MUTATE_PATH = "/mutate"
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request size limit

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from webhook.metrics import MULTIPROC_ENV
+from webhook.server.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("webhook.server")
 
