@@ -10,7 +10,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from webhook.cli import build_parser, main
+from webhook.tools.cli import build_parser, main
 
 from conftest import make_certs, run_cli
 

@@ -22,8 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from webhook import render as render_mod
-from webhook.render import ManifestError, dump_yaml, load_base_manifests, render
+from webhook.tools import render as render_mod
+from webhook.tools.render import ManifestError, dump_yaml, load_base_manifests, render
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.cli import main
 from webhook.config import Config, example_config, load_config_file
 from webhook.mutate import review
-from webhook.offline import (
+from webhook.tools.cli import main
+from webhook.tools.offline import (
     DocumentError,
     dump_documents,
     explain_documents,

@@ -26,13 +26,13 @@ import httpx
 import pytest
 import yaml
 
-from webhook.cli import build_parser
 from webhook.config import Config, load_config_text, parse_config
 from webhook.errors import ConfigError
 from webhook.server import app
 from webhook.server.app import DEADLINE_REASON, Reply, answer, answer_in_time
 from webhook.server.deadline import INLINE_MAX_BYTES, run_within
 from webhook.server.runner import GRACEFUL_SHUTDOWN_SECONDS, ServeOptions, load_config
+from webhook.tools.cli import build_parser
 
 from conftest import GOLDEN_CONFIG, REPO, Server, load_review, ssl_context_from
 

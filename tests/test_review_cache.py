@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from webhook.cli import build_parser
 from webhook.config import load_config_file, override
 from webhook.server.app import answer, count, log_review
 from webhook.server.metrics import create_metrics, exposition
 from webhook.server.review_cache import ReviewCache
+from webhook.tools.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config_file(ROOT / "bench" / "config.yaml")

@@ -2,7 +2,7 @@
 
 import sys
 
-from webhook.cli import main
+from webhook.tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

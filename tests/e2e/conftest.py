@@ -126,7 +126,7 @@ def _free_port() -> int:
 
 def local_webhook_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
     """The shipped MutatingWebhookConfiguration (same rules and selectors), pointed at a URL."""
-    from webhook.render import load_base_manifests
+    from webhook.tools.render import load_base_manifests
 
     [base] = [obj for obj in load_base_manifests() if obj.get("kind") == "MutatingWebhookConfiguration"]
     configuration = copy.deepcopy(base)

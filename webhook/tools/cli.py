@@ -238,7 +238,7 @@ def cmd_certs(args: argparse.Namespace) -> int:
 def cmd_manifests(args: argparse.Namespace) -> int:
     from webhook.config import load_config_file
     from webhook.errors import ConfigError
-    from webhook.render import ManifestError, dump_yaml, load_base_manifests, render
+    from webhook.tools.render import ManifestError, dump_yaml, load_base_manifests, render
 
     try:
         ca, crt, key = ((args.cert_dir / name).read_bytes() for name in ("ca.crt", "tls.crt", "tls.key"))
@@ -321,7 +321,7 @@ def _offline_input(args: argparse.Namespace) -> tuple[list[Any], str, Config] | 
     """The parsed documents, their format and the config; or the exit code of a failure."""
     from webhook.config import example_config, load_config_file
     from webhook.errors import ConfigError
-    from webhook.offline import DocumentError, load_documents, with_kubernetes_version
+    from webhook.tools.offline import DocumentError, load_documents, with_kubernetes_version
 
     source = "stdin" if args.filename == "-" else args.filename
     try:
@@ -342,7 +342,7 @@ def _offline_input(args: argparse.Namespace) -> tuple[list[Any], str, Config] | 
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    from webhook.offline import dump_documents, format_reports, inject_documents
+    from webhook.tools.offline import dump_documents, format_reports, inject_documents
 
     loaded = _offline_input(args)
     if isinstance(loaded, int):
@@ -364,7 +364,7 @@ def cmd_inject(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from webhook.offline import explain_documents
+    from webhook.tools.offline import explain_documents
 
     loaded = _offline_input(args)
     if isinstance(loaded, int):

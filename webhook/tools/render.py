@@ -42,7 +42,7 @@ class ManifestError(ValueError):
 
 def default_manifests_dir() -> Traversable:
     """The `manifests/` directory: the source checkout's, else the copy shipped in the wheel."""
-    checkout = Path(__file__).resolve().parent.parent / "manifests"
+    checkout = Path(__file__).resolve().parents[2] / "manifests"  # webhook/tools/render.py
     if _find_kustomization(checkout) is not None:
         return checkout
     return resources.files("webhook") / "_manifests"
