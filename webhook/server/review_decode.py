@@ -11,7 +11,7 @@ holds inside objects too: an owner reference is its kind, a volume its name, an 
 the Pod's own objects the patch carries just that handler (a warm-up startupProbe copies it),
 kept whole here; nothing else it sends can be missing from the projection.
 
-The answer is the same as from the whole body (tests/test_review_decode.py compares them on
+The answer is the same as from the whole body (tests/server/test_review_decode.py compares them on
 every golden case, every corpus Pod and generated Pods), so the review cache may key on the
 projection too: reviews that differ only in fields no answer depends on (a managedFields
 timestamp) share an answer. A body these types cannot hold (not an object where one is

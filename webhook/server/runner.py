@@ -68,7 +68,7 @@ HEALTH_LIMIT_CONCURRENCY = 32
 # After the drain, requests already in the server get this long to finish before they are
 # cancelled: enough for one that arrived just before the drain ended (head and body within
 # --header-timeout, then the review within deadlineSeconds). manifests/base/deployment.yaml's
-# terminationGracePeriodSeconds covers preStop + drain + this (tests/test_reliability.py).
+# terminationGracePeriodSeconds covers preStop + drain + this (tests/server/test_reliability.py).
 GRACEFUL_SHUTDOWN_SECONDS = 15
 # Time a closing, idle connection gets to complete the TLS close handshake before it is dropped.
 CLOSE_GRACE_SECONDS = 1.0

@@ -20,7 +20,7 @@ from webhook.server.metrics import create_metrics, exposition
 from webhook.server.review_cache import ReviewCache
 from webhook.tools.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_config_file(ROOT / "bench" / "config.yaml")
 TYPICAL: dict[str, Any] = orjson.loads((ROOT / "bench" / "fixtures" / "typical.review.json").read_bytes())
 

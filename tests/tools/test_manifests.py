@@ -25,7 +25,7 @@ import yaml
 from webhook.tools import render as render_mod
 from webhook.tools.render import ManifestError, dump_yaml, load_base_manifests, render
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 OVERLAYS = MANIFESTS / "overlays"
 OVERLAY_NAMES = ("failure-ignore", "cert-manager")

@@ -32,7 +32,7 @@ from corpus import as_pod, corpus_files
 from engine_support import BASE_CONFIG, apply, case_config, case_names, decoded_patch, load_review
 from k8s_checks import LATEST_SCHEMA, pod_errors
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STATUS = "sidecar-injector.io/status"
 EXAMPLE = example_config()
 GOLDEN = load_config_file(BASE_CONFIG)
