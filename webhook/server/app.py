@@ -30,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 from webhook.config import Config
 from webhook.errors import ReviewError
 from webhook.mutate import Outcome, on_error, review
+from webhook.observer import ReviewObserver
 from webhook.server.deadline import run_within
 from webhook.server.logging_setup import log_fields
 from webhook.server.metrics import Metrics, exposition
@@ -62,6 +63,7 @@ class ServiceState:
     draining: bool = False
     executor: Executor | None = None
     review_cache: ReviewCache | None = None  # None: every review is worked out
+    observer: ReviewObserver | None = None  # told of each decision (webhook.observer)
 
     def not_ready_reasons(self) -> list[str]:
         reasons = []
@@ -318,6 +320,16 @@ async def serve_mutate(scope: Scope, receive: Receive, send: Send, state: Servic
     count(state.metrics, reply, seconds)
     await send_reply(send, reply, close=state.draining)
     log_review(reply, seconds)
+    if state.observer is not None and reply.outcome is not None:
+        tell(state.observer, reply.outcome)
+
+
+def tell(observer: ReviewObserver, outcome: Outcome) -> None:
+    """Hand the decision to the observer; its failure is logged and changes nothing else."""
+    try:
+        observer.reviewed(outcome)
+    except Exception:  # noqa: BLE001 - the reply has left; an observer's bug must not cost the connection
+        review_log.exception("review observer failed", extra={"fields": {"uid": outcome.uid}})
 
 
 def create_routes(state: ServiceState) -> FastAPI:
