@@ -1,0 +1,92 @@
+"""The profiles' containers taken into the Pod, and every container put in its place.
+
+A container the Pod already has by name is kept as it is (the user's data wins) and the
+profile's is left out with a warning. With pod-level resources, an injected container
+shares the Pod's budget instead of bringing its own requests.
+"""
+
+from __future__ import annotations
+
+from webhook.injection.builder import Builder, Obj
+from webhook.jsontree import Template, is_map
+from webhook.patch import Op, grown
+
+
+def take(builder: Builder, container: Template, what: str) -> Obj | None:
+    """A copy of a prepared container, unless the Pod already has a container by its name.
+
+    Without ``fresh_copies`` only the container's own dict is copied: the builder changes
+    a taken container by assigning its top-level keys, never inside its values."""
+    name = container.value["name"]
+    if name in builder.taken_names:
+        builder.warnings.append(f"{what} {name} not injected: the Pod already has a container named {name}")
+        return None
+    builder.taken_names.add(name)
+    return container.copy() if builder.fresh_copies else dict(container.value)
+
+
+def fit_pod_level_resources(builder: Builder, container: Obj) -> None:
+    """With pod-level resources the containers' sum must fit in them; a sidecar that
+    brings its own requests could push it over, so it shares the Pod's budget instead."""
+    pod_resources = builder.spec.get("resources")
+    own = container.get("resources")
+    if not is_map(pod_resources) or type(own) is not dict:
+        return
+    budgeted = set(pod_resources.get("requests") or {}) | set(pod_resources.get("limits") or {})
+    kept = dict(own)  # copy on write: the container's own objects may be the plan's
+    dropped = False
+    for kind in ("requests", "limits"):
+        values = kept.get(kind)
+        if isinstance(values, dict) and budgeted & set(values):
+            remaining = {k: v for k, v in values.items() if k not in budgeted}
+            dropped = True
+            if remaining:
+                kept[kind] = remaining
+            else:
+                del kept[kind]
+    if not kept:
+        del container["resources"]
+    elif dropped:
+        container["resources"] = kept
+    if dropped and not builder.pod_level_warned:
+        builder.pod_level_warned = True
+        builder.warnings.append(
+            f"the Pod sets pod-level resources; injected containers share them ({', '.join(sorted(budgeted))})"
+        )
+
+
+def collect_containers(builder: Builder) -> None:
+    # The prepared containers already carry their profile's mounts; pod-level resources
+    # only touch "resources", which no preparation step does, so the order does not matter.
+    for _, _, prepared in builder.plan.init:
+        taken = take(builder, prepared, "init container")
+        if taken is not None:
+            fit_pod_level_resources(builder, taken)
+            builder.init_added.append(taken)
+    for profile_name, profile, prepared, warnings in builder.plan.sidecars:
+        taken = take(builder, prepared, "sidecar")
+        if taken is not None:
+            fit_pod_level_resources(builder, taken)
+            builder.sidecars.append((profile_name, taken))
+            builder.sidecar_plans.append((profile, warnings))
+
+
+def assemble(builder: Builder) -> list[Op]:
+    """Put the containers in place; return the Pod spec's ops, in an order that applies:
+    inserted containers first, then the changes to application containers at their
+    shifted index. This rests on two rules the builder keeps: the only insertions into
+    spec.containers are the legacy sidecars, in front; and no op writes inside a value an
+    earlier op added (an added value is complete when its op is recorded)."""
+    native = [c for _, c in builder.sidecars] if builder.settings.native else []
+    legacy = [] if builder.settings.native else [c for _, c in builder.sidecars]
+    ops: list[Op] = []
+    front = builder.init_added + native
+    spec = builder.spec
+    if front:
+        spec["initContainers"] = front + builder.own_init
+        had_list = isinstance(builder.original_spec.get("initContainers"), list)
+        ops.extend(grown("/spec/initContainers", had_list, 0, front, spec["initContainers"]))
+    spec["containers"] = legacy + builder.app if legacy else builder.app
+    ops.extend(grown("/spec/containers", True, 0, legacy, spec["containers"]))
+    ops.extend(builder.app_ops)
+    return ops + builder.spec_ops
