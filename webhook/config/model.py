@@ -1,35 +1,25 @@
-"""The injection config: profiles of sidecars and Pod settings, validated once at load.
+"""The config model: profiles of sidecars and Pod settings, as pydantic validates them at load.
 
-Loading is the only place a config can be wrong. Every later step trusts this model, so the
-checks here cover what would otherwise surface as an invalid Pod at admission time: names
-that must be DNS labels, mounts that must name a volume the profile brings, fields that
-the webhook itself owns.
+Every later step trusts this model, so its validators cover what would otherwise surface as
+an invalid Pod at admission time: names that must be DNS labels, mounts that must name a
+volume the profile brings, fields that the webhook itself owns. What a profile's container
+specs must look like is checked in ``container_checks``; reading a file into this model and
+the error messages that name key paths are ``loading``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from functools import cached_property
-from importlib import resources
-from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from webhook.annotations import is_profile_name
-from webhook.errors import ConfigError
+from webhook.config.container_checks import K8sObject, check_containers, check_objects, is_dns_label
 from webhook.kubeversion import DEFAULT_KUBERNETES_VERSION, KubeVersion
-
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-
-
-def is_dns_label(value: object) -> bool:
-    return isinstance(value, str) and len(value) <= 63 and _DNS_LABEL.fullmatch(value) is not None
 
 
 def _dns_label(value: str) -> str:
@@ -47,11 +37,6 @@ def _relative_path(value: str) -> str:
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 MountPath = Annotated[str, Field(min_length=1)]
 Seconds = Annotated[int, Field(ge=0, le=3600)]
-K8sObject = dict[str, Any]
-
-# Fields of a sidecar the webhook sets itself; a profile that sets them would be overridden.
-_WEBHOOK_OWNED = ("restartPolicy",)
-_INIT_FORBIDDEN = ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe", "restartPolicy")
 
 
 class _Strict(BaseModel):
@@ -95,60 +80,6 @@ class ServiceAccountToken(_Strict):
     volumeName: DnsLabel | None = None
 
 
-_PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
-_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc", "sleep")
-_PROBE_NUMBERS = {"initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 1,
-                  "successThreshold": 1}
-
-
-def _is_int(value: object, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _check_objects(value: Any, where: str, required: tuple[str, ...]) -> None:
-    if not isinstance(value, list):
-        raise ValueError(f"{where} must be a list")
-    for index, item in enumerate(value):
-        if not isinstance(item, dict) or not all(isinstance(item.get(key), str) and item[key] for key in required):
-            raise ValueError(f"{where}[{index}] must be an object with {' and '.join(required)} as text")
-
-
-def _check_container(container: Any, where: str) -> K8sObject:
-    """The parts of a Container the webhook reads or that would break every Pod it makes.
-
-    Everything else is passed through as written; the API server judges it.
-    """
-    if not isinstance(container, dict):
-        raise ValueError(f"{where} must be a Container object")
-    name = container.get("name")
-    if not is_dns_label(name):
-        raise ValueError(f"{where}.name {name!r} must be a DNS label (lowercase letters, digits, '-'; <= 63)")
-    where = f"{where} ({name})"
-    if not isinstance(container.get("image"), str) or not container["image"].strip():
-        raise ValueError(f"{where} needs an image")
-    for key, required in (("ports", ("",)), ("volumeMounts", ("name", "mountPath")), ("env", ("name",))):
-        if key in container:
-            _check_objects(container[key], f"{where}.{key}", tuple(r for r in required if r))
-    for index, port in enumerate(container.get("ports", [])):
-        if not (_is_int(port.get("containerPort"), 1) and port["containerPort"] <= 65535):
-            raise ValueError(f"{where}.ports[{index}].containerPort must be a whole number from 1 to 65535")
-    for probe_name in _PROBES:
-        if probe_name in container:
-            probe = container[probe_name]
-            if not isinstance(probe, dict) or sum(h in probe for h in _HANDLERS[:4]) != 1:
-                raise ValueError(f"{where}.{probe_name} must be an object with one of exec, httpGet, tcpSocket, grpc")
-            for key, minimum in _PROBE_NUMBERS.items():
-                if key in probe and not _is_int(probe[key], minimum):
-                    raise ValueError(f"{where}.{probe_name}.{key} must be a whole number >= {minimum}")
-    lifecycle = container.get("lifecycle")
-    if lifecycle is not None and not (
-        isinstance(lifecycle, dict)
-        and all(isinstance(hook, dict) and sum(h in hook for h in _HANDLERS) == 1 for hook in lifecycle.values())
-    ):
-        raise ValueError(f"{where}.lifecycle hooks must each be an object with one handler")
-    return container
-
-
 class Namespaces(_Strict):
     """Which namespaces may use a profile: an empty allow list means every namespace."""
 
@@ -159,14 +90,6 @@ class Namespaces(_Strict):
         if any(fnmatchcase(namespace, pattern) for pattern in self.deny):
             return False
         return not self.allow or any(fnmatchcase(namespace, pattern) for pattern in self.allow)
-
-
-def _forbid(item: K8sObject, keys: tuple[str, ...], where: str, sidecar: bool) -> None:
-    """Fields the webhook sets itself (on sidecars), or that plain init containers cannot have."""
-    for key in keys:
-        if key in item:
-            why = "the webhook sets it" if sidecar else "plain init containers cannot have it"
-            raise ValueError(f"{where} may not set {key}: {why}")
 
 
 class Profile(_Strict):
@@ -193,13 +116,7 @@ class Profile(_Strict):
     @field_validator("containers", "initContainers")
     @classmethod
     def _containers_valid(cls, value: list[K8sObject], info: Any) -> list[K8sObject]:
-        owned = _WEBHOOK_OWNED if info.field_name == "containers" else _INIT_FORBIDDEN
-        for index, item in enumerate(value):
-            if isinstance(item, dict) and is_dns_label(item.get("name")):
-                _forbid(item, owned, f"{info.field_name}[{index}] ({item['name']})", info.field_name == "containers")
-            _check_container(item, f"{info.field_name}[{index}]")
-        return value
-
+        return check_containers(value, info.field_name)
 
     @field_validator("volumes")
     @classmethod
@@ -232,12 +149,12 @@ class Profile(_Strict):
         volume_names = [v["name"] for v in self.volumes]
         if len(volume_names) != len(volumes):
             raise ValueError("volume names must be unique within a profile")
-        _check_objects(self.appVolumeMounts, "appVolumeMounts", ("name", "mountPath"))
+        check_objects(self.appVolumeMounts, "appVolumeMounts", ("name", "mountPath"))
         mounts: list[tuple[str, Any]] = [("appVolumeMounts", m) for m in self.appVolumeMounts]
         for container in self.initContainers + self.containers:
             mounts += [(f"{container['name']}.volumeMounts", m) for m in container.get("volumeMounts", [])]
         for name, extra in self.volumeMounts.items():
-            _check_objects(extra, f"volumeMounts.{name}", ("name", "mountPath"))
+            check_objects(extra, f"volumeMounts.{name}", ("name", "mountPath"))
             mounts += [(f"volumeMounts.{name}", m) for m in extra]
         reserved = {"serviceAccountToken.mountPath": self.serviceAccountToken.mountPath if self.serviceAccountToken else None,
                     "podinfo.mountPath": self.podinfo.mountPath if self.podinfo.enabled else None}
@@ -353,87 +270,3 @@ class Config(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _keys_at(loc: tuple[Any, ...]) -> list[str]:
-    """The keys the model accepts at a location, so an unknown-key error can list them."""
-    model: Any = Config
-    parts = list(loc)
-    while parts:
-        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return []
-        annotation = field.annotation
-        if get_origin(annotation) is dict:
-            annotation = get_args(annotation)[1]
-            if parts:
-                parts.pop(0)  # the map key (a profile name)
-        candidates = [a for a in (get_args(annotation) or (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not candidates:
-            return []
-        model = candidates[0]
-    return list(model.model_fields)
-
-
-def _format_errors(error: ValidationError, source: str) -> str:
-    lines = []
-    for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        value = item.get("input")
-        shown = json.dumps(value, default=str)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            allowed = _keys_at(item["loc"][:-1])
-            message = "unknown key" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
-        lines.append(f"{source}: {path}: {message} (got {shown})")
-    return "\n".join(lines)
-
-
-def parse_config(data: Any, source: str = "config") -> Config:
-    """Validate already-parsed YAML; ConfigError names the key path, value and rule."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: the config must be a mapping, got {type(data).__name__}")
-    try:
-        return Config.model_validate(dict(data))
-    except ValidationError as error:
-        raise ConfigError(_format_errors(error, source)) from None
-
-
-def override(config: Config, key: str, value: Any, source: str) -> Config:
-    """The config with one top-level key replaced (a command-line flag), validated again;
-    None leaves it as it is. ConfigError names the flag when the value is invalid."""
-    if value is None:
-        return config
-    return parse_config({**config.model_dump(mode="json"), key: value}, source)
-
-
-def load_config_text(text: str, source: str = "config") -> Config:
-    """Parse YAML text and validate it."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{source}: not valid YAML: {error}") from None
-    return parse_config(data, source)
-
-
-def load_config_file(path: Path | str) -> Config:
-    """Read and validate a config file (the edge that touches disk)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read config: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: config is not UTF-8 text ({error.reason} at byte {error.start})") from None
-    return load_config_text(text, str(path))
-
-
-def example_config_text() -> str:
-    """The built-in example config shipped inside the package (used when --config is omitted)."""
-    return resources.files("webhook").joinpath("example-config.yaml").read_text(encoding="utf-8")
-
-
-def example_config() -> Config:
-    return load_config_text(example_config_text(), "built-in example config")
