@@ -31,7 +31,8 @@ from webhook.errors import ConfigError
 from webhook.server import app
 from webhook.server.app import DEADLINE_REASON, Reply, answer, answer_in_time
 from webhook.server.deadline import INLINE_MAX_BYTES, run_within
-from webhook.server.runner import GRACEFUL_SHUTDOWN_SECONDS, ServeOptions, load_config
+from webhook.server.options import ServeOptions, load_config
+from webhook.server.runner import GRACEFUL_SHUTDOWN_SECONDS
 from webhook.tools.cli import build_parser
 
 from conftest import GOLDEN_CONFIG, REPO, Server, load_review, ssl_context_from

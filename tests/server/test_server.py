@@ -492,7 +492,7 @@ def _review_request(review: dict[str, Any]) -> tuple[bytes, bytes]:
 
 
 def test_with_reuse_port_each_worker_listens_on_a_socket_of_its_own() -> None:
-    from webhook.server.runner import REUSE_PORT, bind, worker_socket
+    from webhook.server.sockets import REUSE_PORT, bind, worker_socket
 
     if REUSE_PORT is None:
         pytest.skip("SO_REUSEPORT balancing is Linux's; elsewhere the workers share one socket")

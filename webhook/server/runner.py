@@ -3,12 +3,12 @@
 Why not plain ``uvicorn.run``:
 
 * TLS comes from ``tls.ReloadingContext``: uvicorn gets its one stable SSLContext (through
-  ``ssl_context_factory``) and a poll loop in the server's event loop swaps the certificate
-  behind it, so a rotated Secret is served without a restart.
+  ``ssl_context_factory``) and a poll loop in the server's event loop (``reload``) swaps the
+  certificate behind it, so a rotated Secret is served without a restart.
 * uvicorn stops at once on SIGTERM. A webhook must first leave the Service's Endpoints:
   SIGTERM flips /readyz to 503 and keeps serving for ``drain_seconds``, then stops accepting
   and exits 0 once in-flight requests are answered.
-* With several workers, the socket is bound once here and ``webhook.server.supervisor`` spawns
+* With several workers, the socket is bound once here (``sockets``) and ``supervisor`` spawns
   workers that each run this same server (with their own reload loops).
 * The listeners are created here rather than by uvicorn: the TLS handshake gets a timeout (a
   client that connects and never says hello is dropped), every request must arrive within
@@ -25,32 +25,26 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from uvicorn.server import ServerState
 
-from webhook.config import Config, example_config, load_config_file, override
 from webhook.errors import ConfigError
-from webhook.server.app import DEFAULT_MAX_BODY_BYTES, ServiceState, create_app, create_routes
-from webhook.server.certs import TLS_CERT, TLS_KEY, ensure_dev_certs
-from webhook.server.connections import REQUEST_TIMEOUT_SECONDS, timed_protocol
+from webhook.server.app import ServiceState, create_app, create_routes
+from webhook.server.certs import ensure_dev_certs
+from webhook.server.connections import timed_protocol
 from webhook.server.deadline import offload_executor
 from webhook.server.logging_setup import setup_logging
-from webhook.server.metrics import (
-    Metrics,
-    create_metrics,
-    multiproc_dir_from_env,
-    set_config_hash,
-    worker_exited,
-)
-from webhook.server.review_cache import DEFAULT_ENTRIES, ReviewCache
+from webhook.server.metrics import create_metrics, multiproc_dir_from_env, set_config_hash, worker_exited
+from webhook.server.options import ServeOptions, StartupError, load_config, load_tls, one_line
+from webhook.server.reload import CertificateReloader, ConfigReloader, file_signature, poll
+from webhook.server.review_cache import ReviewCache
+from webhook.server.sockets import bind, worker_socket
 from webhook.server.supervisor import STARTUP_FAILURE, supervise
 from webhook.server.tls import ReloadingContext
 
@@ -58,11 +52,11 @@ log = logging.getLogger("webhook.server")
 
 # Connection hygiene: idle keep-alive connections are closed after 30 s, an HTTP head may not
 # exceed 64 KiB (431, for either parser: see connections.py), and past --max-connections
-# concurrent connections/requests new requests get 503 at once instead of queueing (the API
-# server then applies failurePolicy, or reaches another replica on its next call).
+# (options.LIMIT_CONCURRENCY unless set) concurrent connections/requests new requests get 503
+# at once instead of queueing (the API server then applies failurePolicy, or reaches another
+# replica on its next call).
 KEEP_ALIVE_SECONDS = 30
 MAX_INCOMPLETE_EVENT_BYTES = 64 * 1024
-LIMIT_CONCURRENCY = 256
 # The health port's own bound, so admission load never starves the kubelet's probes.
 HEALTH_LIMIT_CONCURRENCY = 32
 # After the drain, requests already in the server get this long to finish before they are
@@ -72,139 +66,6 @@ HEALTH_LIMIT_CONCURRENCY = 32
 GRACEFUL_SHUTDOWN_SECONDS = 15
 # Time a closing, idle connection gets to complete the TLS close handshake before it is dropped.
 CLOSE_GRACE_SECONDS = 1.0
-
-
-class StartupError(Exception):
-    """The server cannot start; the message is one line naming the file (or flag) and the problem."""
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """Everything `serve` is told on its command line (picklable: workers receive a copy)."""
-
-    host: str = "0.0.0.0"
-    port: int = 8443
-    cert_dir: Path = Path("certs")
-    config_file: Path | None = None
-    log_level: str = "info"
-    workers: int = 1
-    kubernetes_version: str | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    reload_interval: float = 2.0
-    drain_seconds: float = 5.0
-    client_ca: Path | None = None
-    deadline_seconds: float | None = None  # None: the config's deadlineSeconds
-    header_timeout: float = REQUEST_TIMEOUT_SECONDS
-    max_connections: int = LIMIT_CONCURRENCY
-    health_port: int | None = None  # None: probes and metrics on the main port only
-    review_cache: int = DEFAULT_ENTRIES  # answers kept per worker for identical reviews; 0: off
-
-    @property
-    def cert_file(self) -> Path:
-        return self.cert_dir / TLS_CERT
-
-    @property
-    def key_file(self) -> Path:
-        return self.cert_dir / TLS_KEY
-
-
-def one_line(error: BaseException) -> str:
-    """Config errors list one problem per line; a startup failure must be a single stderr line."""
-    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-
-
-def load_config(options: ServeOptions) -> Config:
-    """The config file (or the built-in example), with --kubernetes-version and
-    --deadline-seconds applied on top (so a reloaded file keeps them too)."""
-    config = load_config_file(options.config_file) if options.config_file else example_config()
-    overrides = (("kubernetesVersion", options.kubernetes_version or None, "--kubernetes-version"),
-                 ("deadlineSeconds", options.deadline_seconds, "--deadline-seconds"))
-    for key, value, flag in overrides:
-        config = override(config, key, value, flag)
-    return config
-
-
-def load_tls(options: ServeOptions) -> ReloadingContext:
-    try:
-        return ReloadingContext(options.cert_file, options.key_file, options.client_ca)
-    except ConfigError as error:
-        raise StartupError(one_line(error)) from None
-    except OSError as error:
-        raise StartupError(f"{error.filename or options.cert_dir}: cannot read ({error.strerror})") from None
-
-
-def _file_signature(*paths: Path) -> tuple[tuple[int, int, int], ...] | None:
-    """(mtime, size, inode) per file, following symlinks: a Secret/ConfigMap volume swaps ``..data``."""
-    try:
-        return tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in (os.stat(p) for p in paths))
-    except OSError:
-        return None
-
-
-class ConfigReloader:
-    """Swap in a changed config file if it is valid; otherwise keep the one in use (and say so once)."""
-
-    def __init__(self, options: ServeOptions, state: ServiceState, loaded: object) -> None:
-        """``loaded``: the file's signature taken *before* the config in ``state`` was read."""
-        assert options.config_file is not None
-        self.options = options
-        self.path = options.config_file
-        self.state = state
-        self._loaded = loaded
-        self._rejected: object = None
-
-    def check(self) -> None:
-        signature = _file_signature(self.path)
-        if signature is None or signature in (self._loaded, self._rejected):
-            return
-        metrics = self.state.metrics
-        try:
-            config = load_config(self.options)
-        except ConfigError as error:
-            self._rejected = signature
-            metrics.config_reloads.labels(result="error").inc()
-            log.warning("config change rejected, keeping the current config",
-                        extra={"fields": {"file": str(self.path), "error": one_line(error),
-                                          "config_hash": self.state.config.config_hash}})
-            return
-        old_hash = self.state.config.config_hash
-        self.state.config = config
-        if self.state.review_cache is not None:
-            self.state.review_cache.clear()  # it would also notice the new config; this frees it now
-        self._loaded, self._rejected = signature, None
-        metrics.config_reloads.labels(result="success").inc()
-        set_config_hash(metrics, config.config_hash, old_hash)
-        log.info("config reloaded", extra={"fields": {"file": str(self.path), "config_hash": config.config_hash,
-                                                      "previous_hash": old_hash}})
-
-
-class CertificateReloader:
-    """Drive ReloadingContext.check and count the outcome of each on-disk change."""
-
-    def __init__(self, tls: ReloadingContext, metrics: Metrics) -> None:
-        self.tls = tls
-        self.metrics = metrics
-        self._seen = _file_signature(tls.cert_file, tls.key_file)
-
-    def check(self) -> None:
-        signature = _file_signature(self.tls.cert_file, self.tls.key_file)
-        if self.tls.check():
-            self.metrics.certificate_reloads.labels(result="success").inc()
-        elif signature is not None and signature != self._seen:
-            # Changed on disk but not loadable (tls.py logged why); the previous pair keeps serving.
-            self.metrics.certificate_reloads.labels(result="error").inc()
-        self._seen = signature
-
-
-async def poll(interval: float, checks: list[Callable[[], None]]) -> None:
-    """Polling works on every volume type (inotify misses Secret symlink swaps on some)."""
-    while True:
-        await asyncio.sleep(interval)
-        for check in checks:
-            try:
-                check()
-            except Exception:  # a dead watcher would silently stop all future reloads
-                log.exception("reload check failed")
 
 
 @dataclass
@@ -323,30 +184,6 @@ class WebhookServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-# Where the kernel balances connections between listening sockets that share a port (Linux).
-REUSE_PORT: int | None = getattr(socket, "SO_REUSEPORT", None) if sys.platform.startswith("linux") else None
-
-
-def bind(host: str, port: int, flags: str = "--host/--port", reuse_port: bool = False) -> socket.socket:
-    """Bind once, before any worker starts, so "address in use" is a clean startup error.
-
-    ``reuse_port``: the socket joins a group that the kernel spreads new connections over
-    (SO_REUSEPORT), one listening socket per worker (see ``worker_socket``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port and REUSE_PORT is not None:
-            sock.setsockopt(socket.SOL_SOCKET, REUSE_PORT, 1)
-        sock.bind((host, port))
-    except (OSError, OverflowError) as error:
-        sock.close()
-        reason = getattr(error, "strerror", None) or str(error)
-        raise StartupError(f"{flags} {host}:{port}: cannot listen ({reason})") from None
-    sock.set_inheritable(True)
-    return sock
-
-
 def _hardened(options: ServeOptions) -> dict[str, Any]:
     """The uvicorn settings both listeners share: bounded heads, arrival and keep-alive times,
     no access log or proxy headers (one place, so the two ports cannot drift apart)."""
@@ -395,7 +232,7 @@ def serve_worker(options: ServeOptions, sock: socket.socket, health_sock: socket
 
     Raises StartupError.
     """
-    config_signature = _file_signature(options.config_file) if options.config_file else None
+    config_signature = file_signature(options.config_file) if options.config_file else None
     try:
         config = load_config(options)
     except ConfigError as error:
@@ -418,23 +255,6 @@ def serve_worker(options: ServeOptions, sock: socket.socket, health_sock: socket
         executor.shutdown(wait=False, cancel_futures=True)  # a late large review is not waited for
         worker_exited(metrics)
     return 0 if server.started else STARTUP_FAILURE
-
-
-def worker_socket(shared: socket.socket) -> socket.socket:
-    """The socket a worker listens on: its own, on the supervisor's address, where the kernel
-    can balance connections between workers (SO_REUSEPORT); else the shared one.
-
-    With one shared socket, libuv accepts every connection waiting at once, so whichever worker
-    wakes first takes a whole pool of connections opened together (as the API server opens
-    its own) and keeps them for as long as they live; the benchmark saw one of two workers
-    take all 16 in four runs of five. The supervisor's socket is bound, never listening, so
-    it holds the port and gets no connections itself."""
-    if REUSE_PORT is None or not shared.getsockopt(socket.SOL_SOCKET, REUSE_PORT):
-        return shared
-    host, port = shared.getsockname()[:2]
-    own = bind(host, port, reuse_port=True)
-    shared.close()  # this process's copy; the supervisor keeps the port
-    return own
 
 
 def _worker_main(options: ServeOptions, sock: socket.socket, health_sock: socket.socket | None,

@@ -1,6 +1,6 @@
 """``serve --workers N``: one process binds the socket(s), N spawned workers serve on them
 (on Linux each worker listens on a socket of its own on that address, so that the kernel
-spreads connections between them: ``server.worker_socket``).
+spreads connections between them: ``sockets.worker_socket``).
 
 The supervisor does no admission work. It restarts a worker that dies, stops everything when
 a worker reports that it cannot start (it would fail the same way again), forwards exactly one

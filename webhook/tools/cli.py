@@ -193,7 +193,8 @@ def fail(message: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from webhook.server.runner import ServeOptions, StartupError, run
+    from webhook.server.options import ServeOptions, StartupError
+    from webhook.server.runner import run
 
     setup_logging(args.log_level)
     options = ServeOptions(
