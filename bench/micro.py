@@ -5,7 +5,7 @@ Per fixture it times, round-robin in the same repeat so machine noise hits them 
 * ``loads``  -- ``orjson.loads(raw)``: the yardstick (parsing the body is the least any
   handler does);
 * ``review`` -- ``webhook.mutate.review(body, config)`` on the parsed body;
-* ``answer`` -- ``webhook.server.app.answer(raw, config)``: the server's whole bytes -> bytes path;
+* ``answer`` -- ``webhook.server.answers.answer(raw, config)``: the server's whole bytes -> bytes path;
 * ``naive``  -- the same policy and injection with the textbook patch: deep-copy the Pod,
   inject into the copy, ``jsonpatch.make_patch(original, injected)``, then serialise.
 
@@ -32,7 +32,7 @@ from webhook.config import Config
 from webhook.inject import inject
 from webhook.mutate import review
 from webhook.policy import PodContext, decide, owner_kinds
-from webhook.server.app import answer
+from webhook.server.answers import answer
 
 TIMED = ("loads", "review", "answer", "naive")
 

@@ -39,7 +39,7 @@ import orjson
 from bench import load
 from bench.micro import MicroResult, format_micro, run_micro
 from bench.verify import BENCH_CONFIG, FIXTURES, Fixture, VerificationError, load_config, load_fixture
-from webhook.server.app import answer
+from webhook.server.answers import answer
 from webhook.server.certs import write_bundle
 
 SERVERS = ("floor", "ours", "kopf")

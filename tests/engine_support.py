@@ -14,7 +14,7 @@ import yaml
 
 from webhook.config import Config, load_config_file, parse_config
 from webhook.mutate import Outcome
-from webhook.server.app import answer
+from webhook.server.answers import answer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BASE_CONFIG = FIXTURES / "config.yaml"

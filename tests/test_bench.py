@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:  # bench/ is a directory of the checkout, not part
 
 from bench.micro import TIMED, naive_answer, run_micro  # noqa: E402
 from bench.verify import FIXTURES, VerificationError, load_config, load_fixture, verify_response  # noqa: E402
-from webhook.server.app import answer  # noqa: E402
+from webhook.server.answers import answer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ from webhook import annotations as ann
 from webhook.config import load_config_file
 from webhook.errors import ReviewError
 from webhook.mutate import parse_request, review
-from webhook.server.app import answer
+from webhook.server.answers import answer
 
 from conftest import GOLDEN_CONFIG, Server, ssl_context_from, start_server
 from k8s_checks import semantic_errors
@@ -366,7 +366,7 @@ def _whole_answer(raw: bytes) -> Any:
     """The server's answer with the body parsed whole (before webhook.review_decode)."""
     from unittest import mock
 
-    with mock.patch("webhook.server.app.decode_review", lambda raw: None):
+    with mock.patch("webhook.server.answers.decode_review", lambda raw: None):
         return answer(raw, CONFIG)
 
 

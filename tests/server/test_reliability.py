@@ -28,8 +28,8 @@ import yaml
 
 from webhook.config import Config, load_config_text, parse_config
 from webhook.errors import ConfigError
-from webhook.server import app
-from webhook.server.app import DEADLINE_REASON, Reply, answer, answer_in_time
+from webhook.server import answers
+from webhook.server.answers import DEADLINE_REASON, Reply, answer, answer_in_time
 from webhook.server.deadline import INLINE_MAX_BYTES, run_within
 from webhook.server.options import ServeOptions, load_config
 from webhook.server.runner import GRACEFUL_SHUTDOWN_SECONDS
@@ -224,7 +224,7 @@ def test_a_recursion_error_from_the_core_is_a_400(monkeypatch: pytest.MonkeyPatc
     def recurse(body: Any, config: Config, **options: Any) -> Any:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(app, "review", recurse)
+    monkeypatch.setattr(answers, "review", recurse)
     reply = answer(json.dumps(load_review("pod-basic")).encode(), parse_config(golden_config()))
     assert (reply.status, reply.reason) == (400, "too-deeply-nested")
     assert json.loads(reply.body) == {"error": "request body nests too deeply to review"}

@@ -15,7 +15,8 @@ import orjson
 import pytest
 
 from webhook.config import load_config_file, override
-from webhook.server.app import answer, count, log_review
+from webhook.server.answers import answer
+from webhook.server.app import count, log_review
 from webhook.server.metrics import create_metrics, exposition
 from webhook.server.review_cache import ReviewCache
 from webhook.tools.cli import build_parser

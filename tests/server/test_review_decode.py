@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webhook.config import load_config_file, override
-from webhook.server.app import answer
+from webhook.server.answers import answer
 from webhook.server.review_decode import decode_review
 
 from engine_support import BASE_CONFIG, case_names, load_review
@@ -161,7 +161,7 @@ def _whole(raw: bytes, config: Any = CONFIG) -> Any:
     """The answer with the body parsed whole (the path before webhook.review_decode)."""
     from unittest import mock
 
-    with mock.patch("webhook.server.app.decode_review", lambda raw: None):
+    with mock.patch("webhook.server.answers.decode_review", lambda raw: None):
         return answer(raw, config)
 
 

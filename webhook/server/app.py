@@ -1,45 +1,37 @@
 """The HTTP surface: POST /mutate on a raw-ASGI fast path, probes and metrics on FastAPI.
 
 /mutate is the hot path the API server waits on for every Pod, so it skips routing,
-request models and response validation: read the body once, decode only the fields a review
-reads (``webhook.server.review_decode``; ``orjson.loads`` of the whole body when those types cannot
-hold it), call the pure ``mutate.review``, send ``orjson.dumps`` bytes. Every HTTP status
-/mutate can answer is decided in ``precheck`` and ``answer`` below, so the mapping from
+request models and response validation: read the body once, have ``answers.answer_in_time``
+answer it (decode only the fields a review reads, call the pure ``mutate.review`` within the
+deadline), send ``orjson.dumps`` bytes, count, log, and tell the observer. Every HTTP status
+/mutate can answer is decided in ``precheck`` below and in ``answers``, so the mapping from
 problem to status lives in one place.
 The probes and /metrics are not hot and keep FastAPI's conveniences.
-
-Every review is answered within the config's ``deadlineSeconds`` (``answer_in_time``): a late
-one is answered by the onError policy instead, see ``webhook.server.deadline``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from webhook.config import Config
-from webhook.errors import ReviewError
-from webhook.mutate import Outcome, on_error, review
+from webhook.mutate import Outcome
 from webhook.observer import ReviewObserver
-from webhook.server.deadline import run_within
+from webhook.server.answers import Reply, answer, answer_in_time, error_reply
 from webhook.server.logging_setup import log_fields
 from webhook.server.metrics import Metrics, exposition
-from webhook.server.review_cache import ReviewCache, review_key, with_uid
-from webhook.server.review_decode import decode_review
+from webhook.server.review_cache import ReviewCache
 
 MUTATE_PATH = "/mutate"
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request size limit
-DEADLINE_REASON = "deadline-exceeded"
 
 review_log = logging.getLogger("webhook.review")
 
@@ -78,27 +70,6 @@ class ClientDisconnected(Exception):
     """The client went away before sending its whole body; there is nobody to answer."""
 
 
-@dataclass(slots=True)  # not frozen: built per request, and frozen init costs twice as much
-class Reply:
-    """An HTTP answer for /mutate plus what is logged and counted about it."""
-
-    status: int
-    body: bytes
-    decision: str  # injected | skipped | denied | error
-    reason: str
-    outcome: Outcome | None = None
-    error: str | None = None
-    uid: str | None = None
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-    exc: BaseException | None = None
-    cache: str | None = None  # the review cache: hit, miss, or skip (idle); None: not asked (no cache, bad body)
-
-
-def error_reply(status: int, reason: str, message: str, uid: str | None = None, **extra: Any) -> Reply:
-    """A JSON ``{"error": ...}`` answer; kopf's rule: a malformed request is a 4xx, never a denial."""
-    return Reply(status, orjson.dumps({"error": message}), "error", reason, error=message, uid=uid, **extra)
-
-
 def too_large(limit: int) -> Reply:
     # Close the connection: the rest of an oversized body may still be on its way.
     return error_reply(413, "payload-too-large", f"request body exceeds {limit} bytes",
@@ -127,100 +98,6 @@ def precheck(method: str, headers: list[tuple[bytes, bytes]], limit: int) -> Rep
         if int(content_length) > limit:
             return too_large(limit)
     return None
-
-
-def _uid_of(body: Any) -> str | None:
-    request = body.get("request") if isinstance(body, dict) else None
-    uid = request.get("uid") if isinstance(request, dict) else None
-    return uid if isinstance(uid, str) else None
-
-
-def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Reply:
-    """Body bytes -> reply: 200 with the AdmissionReview response, 400 for a bad review, 500 for a bug.
-
-    The body is decoded to the fields the review reads (``review_decode``; parsed whole only when
-    those cannot hold it), so the Outcome's ``patched_pod`` is of that projection: only the
-    response is sent and kept. With a ``cache``, a review whose projection is identical to an
-    earlier one's but for its uid gets the earlier answer with its own uid (see
-    webhook.review_cache; an idle cache skips most lookups); a body parsed whole is never cached."""
-    body = decode_review(raw)
-    projected = body is not None
-    if body is None:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
-    consulted = cache is not None and projected and cache.consulted()
-    key = review_key(body) if consulted else None
-    if key is not None:
-        assert cache is not None
-        found = cache.get(key[0], config)
-        if found is not None:
-            return outcome_reply(with_uid(found, key[1]), cache="hit")
-    try:
-        outcome = review(body, config, fresh_copies=False)  # only its response is sent and kept
-        if projected and outcome.reason == "internal-error" and (whole := _parsed_whole(raw)) is not None:
-            # A value the projection kept as it is but the whole parse reads otherwise (an
-            # integer beyond 64 bits inside a probe handler a startupProbe copies): the whole
-            # body decides, as it did before the projection.
-            body, projected, key = whole, False, None
-            outcome = review(body, config, fresh_copies=False)
-    except ReviewError as error:
-        return error_reply(400, "invalid-review", str(error), _uid_of(body))
-    except RecursionError:
-        return too_deep(body)
-    except Exception as error:  # noqa: BLE001 - one bad request must cost one 500, not the worker
-        return error_reply(500, "internal-error", "internal error while reviewing; see the webhook's log",
-                           _uid_of(body), exc=error)
-    if key is None:
-        return outcome_reply(outcome, cache="skip" if cache is not None and projected and not consulted else None)
-    reply = outcome_reply(outcome, cache="miss")
-    assert cache is not None
-    cache.put(key[0], config, outcome, len(reply.body))
-    return reply
-
-
-def _parsed_whole(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:  # valid JSON orjson refuses (a number beyond a float's range)
-        return None
-
-
-def too_deep(body: Any) -> Reply:
-    """The core leaves RecursionError to the edge: only a pathologically nested request causes it
-    (orjson accepts 1024 levels, Python recurses about 1000 deep); no Kubernetes object nests so."""
-    return error_reply(400, "too-deeply-nested", "request body nests too deeply to review", _uid_of(body))
-
-
-def outcome_reply(outcome: Outcome, cache: str | None = None) -> Reply:
-    return Reply(200, orjson.dumps(outcome.review), outcome.decision, outcome.reason, outcome, uid=outcome.uid,
-                 cache=cache)
-
-
-def deadline_reply(raw: bytes, config: Config) -> Reply:
-    """The onError answer for a review that missed the deadline (or the 400 a bad body gets anyway).
-
-    Parses the body again: this is the rare path, and a late pooled review still holds its copy.
-    """
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        return error_reply(400, "malformed-json", f"request body is not valid JSON: {error}")
-    message = f"the review did not finish within the {config.deadlineSeconds:g}s deadline"
-    try:
-        return outcome_reply(on_error(body, config, DEADLINE_REASON, message))
-    except ReviewError as error:
-        return error_reply(400, "invalid-review", str(error), _uid_of(body))
-    except RecursionError:
-        return too_deep(body)
-
-
-async def answer_in_time(raw: bytes, config: Config, started: float, executor: Executor | None = None,
-                         judge: Callable[[bytes, Config], Reply] = answer) -> Reply:
-    """``judge(raw, config)``, or the onError answer if it is not done ``deadlineSeconds`` after ``started``."""
-    reply = await run_within(lambda: judge(raw, config), len(raw), config.deadlineSeconds, started, executor)
-    return reply if reply is not None else deadline_reply(raw, config)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:

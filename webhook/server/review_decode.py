@@ -21,7 +21,7 @@ before. One difference remains, by design: valid JSON that orjson refuses (neste
 and answered, where the whole parse refused it with a 400. Numbers and text the review reads
 are typed so that whatever orjson would read otherwise (an integer beyond 64 bits becomes a
 float there) goes to the whole parse; a review of the projection that still ends in an
-internal error is answered from the whole body (``app.answer``). Adding a field the review
+internal error is answered from the whole body (``answers.answer``). Adding a field the review
 reads means adding it here.
 """
 
