@@ -1,30 +1,22 @@
 """Command line: serve | certs | manifests | replay | inject | explain.
 
-Every `serve` option can also come from an environment variable (the flag wins), which is how
-the Deployment and local shells configure the same binary. Failures print one line to stderr
-and exit 1; usage errors exit 2 (argparse).
+This module is the command line's surface: every command, flag and environment variable,
+and ``main``, which parses and dispatches to ``webhook.tools.commands``. Every `serve` option
+can also come from an environment variable (the flag wins), which is how the Deployment and
+local shells configure the same binary. Failures print one line to stderr and exit 1; usage
+errors exit 2 (argparse).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import logging
 import os
-import ssl
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from webhook.server.app import DEFAULT_MAX_BODY_BYTES
-from webhook.server.logging_setup import LEVELS, setup_logging
-
-if TYPE_CHECKING:
-    from webhook.config import Config
+from webhook.server.logging_setup import LEVELS
 
 PROG = "sidecar-injector"
 ENV_PREFIX = "SIDECAR_INJECTOR_"
@@ -187,198 +179,6 @@ def _offline_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                          help="text for people, json for machines (default: %(default)s)")
 
 
-def fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 1
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from webhook.server.options import ServeOptions, StartupError
-    from webhook.server.runner import run
-
-    setup_logging(args.log_level)
-    options = ServeOptions(
-        host=args.host,
-        port=args.port,
-        cert_dir=Path(args.cert_dir),
-        config_file=Path(args.config) if args.config else None,
-        log_level=args.log_level,
-        workers=args.workers,
-        kubernetes_version=args.kubernetes_version or None,
-        max_body_bytes=args.max_body_bytes,
-        reload_interval=args.reload_interval,
-        drain_seconds=args.drain_seconds,
-        client_ca=Path(args.client_ca) if args.client_ca else None,
-        deadline_seconds=args.deadline_seconds,
-        header_timeout=args.header_timeout,
-        max_connections=args.max_connections,
-        health_port=args.health_port,
-        review_cache=int(args.review_cache),
-    )
-    try:
-        return run(options)
-    except StartupError as error:
-        return fail(str(error))
-
-
-def cmd_certs(args: argparse.Namespace) -> int:
-    from webhook.errors import ConfigError
-    from webhook.server.certs import write_bundle
-
-    try:
-        bundle = write_bundle(args.out, args.service, args.namespace, args.host)
-    except (ConfigError, OSError) as error:
-        return fail(f"{args.out}: {error}")
-    for path in (bundle.ca_cert, bundle.ca_key, bundle.tls_cert, bundle.tls_key):
-        print(f"wrote {path}", file=sys.stderr)
-    print(f"caBundle for {args.service}.{args.namespace}.svc (stdout):", file=sys.stderr)
-    print(bundle.ca_bundle_b64)
-    return 0
-
-
-def cmd_manifests(args: argparse.Namespace) -> int:
-    from webhook.config import load_config_file
-    from webhook.errors import ConfigError
-    from webhook.tools.render import ManifestError, dump_yaml, load_base_manifests, render
-
-    try:
-        ca, crt, key = ((args.cert_dir / name).read_bytes() for name in ("ca.crt", "tls.crt", "tls.key"))
-    except OSError as error:
-        return fail(f"{error.filename}: cannot read ({error.strerror}); create it with `{PROG} certs --out DIR`")
-    config_text = None
-    if args.config is not None:
-        try:
-            load_config_file(args.config)
-        except ConfigError as error:
-            return fail(str(error).replace("\n", "; "))
-        config_text = args.config.read_text(encoding="utf-8")
-    try:
-        objects = render(load_base_manifests(), ca, crt, key, config_yaml=config_text, image=args.image,
-                         failure_policy=args.failure_policy)
-    except ManifestError as error:
-        return fail(str(error))
-    sys.stdout.write(dump_yaml(objects))
-    return 0
-
-
-def describe_reply(name: str, status: int, body: bytes) -> tuple[bool, list[str]]:
-    """Readable summary of one webhook answer (same shape as scripts/replay.sh); ok is False on errors."""
-    lines = [f"== {name}  HTTP {status}"]
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return False, [*lines, f"  error: response is not JSON: {body[:200]!r}"]
-    if status != 200 or not isinstance(data, dict) or not isinstance(data.get("response"), dict):
-        return False, [*lines, f"  error: {data.get('error', data) if isinstance(data, dict) else data}"]
-    response = data["response"]
-    lines.append(f"  uid: {response.get('uid')}  apiVersion: {data.get('apiVersion')}")
-    audit = response.get("auditAnnotations") or {}
-    if response.get("allowed"):
-        detail = ", ".join(f"{k}={v}" for k, v in audit.items())
-        lines.append("  decision: allowed" + (f" ({detail})" if detail else ""))
-    else:
-        lines.append(f"  decision: denied: {(response.get('status') or {}).get('message', '')}")
-    warnings = response.get("warnings") or []
-    lines.append(f"  warnings: {len(warnings) or 'none'}")
-    lines += [f"    - {w}" for w in warnings]
-    if response.get("patch"):
-        patch = json.loads(base64.b64decode(response["patch"]))
-        lines.append(f"  patch ({response.get('patchType')}, {len(patch)} operations):")
-        lines += ["    " + line for line in json.dumps(patch, indent=2).splitlines()]
-    else:
-        lines.append("  patch: none")
-    return True, lines
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    files = sorted(args.dir.rglob("*.review.json"))
-    if not files:
-        return fail(f"{args.dir}: no *.review.json files found")
-    try:
-        context = ssl.create_default_context(cafile=str(args.cacert))
-    except OSError as error:
-        return fail(f"{args.cacert}: cannot load CA ({error.strerror or error})")
-    failures = 0
-    for path in files:
-        request = urllib.request.Request(args.url, data=path.read_bytes(), method="POST",
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, context=context, timeout=10) as response:
-                status, body = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, body = error.code, error.read()
-        except (urllib.error.URLError, OSError) as error:
-            failures += 1
-            print(f"== {path.relative_to(args.dir)}\n  error: {getattr(error, 'reason', error)}")
-            continue
-        ok, lines = describe_reply(str(path.relative_to(args.dir)), status, body)
-        failures += not ok
-        print("\n".join(lines))
-    print(f"{len(files)} reviews, {failures} failed", file=sys.stderr)
-    return 1 if failures else 0
-
-
-def _offline_input(args: argparse.Namespace) -> tuple[list[Any], str, Config] | int:
-    """The parsed documents, their format and the config; or the exit code of a failure."""
-    from webhook.config import example_config, load_config_file
-    from webhook.errors import ConfigError
-    from webhook.tools.offline import DocumentError, load_documents, with_kubernetes_version
-
-    source = "stdin" if args.filename == "-" else args.filename
-    try:
-        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text(encoding="utf-8")
-        docs, fmt = load_documents(text)
-    except OSError as error:
-        return fail(f"{source}: cannot read ({error.strerror or error})")
-    except UnicodeDecodeError:
-        return fail(f"{source}: not UTF-8 text")
-    except DocumentError as error:
-        return fail(f"{source}: {' '.join(str(error).split())}")
-    try:
-        config = load_config_file(args.config) if args.config else example_config()
-        config = with_kubernetes_version(config, args.kubernetes_version)
-    except ConfigError as error:
-        return fail(str(error).replace("\n", "; "))
-    return docs, fmt, config
-
-
-def cmd_inject(args: argparse.Namespace) -> int:
-    from webhook.tools.offline import dump_documents, format_reports, inject_documents
-
-    loaded = _offline_input(args)
-    if isinstance(loaded, int):
-        return loaded
-    docs, fmt, config = loaded
-    result = inject_documents(docs, config, args.namespace)
-    sys.stdout.write(dump_documents(result.documents, fmt))
-    if args.explain:
-        sys.stderr.write(format_reports(result.reports))
-    else:
-        for report in result.reports:
-            for warning in report.warnings:
-                print(f"{report.workload}: {warning}", file=sys.stderr)
-            if report.allowed and report.decision != "injected" and report.reason != "already-injected":
-                print(f"{report.workload}: {report.decision}: {report.message}", file=sys.stderr)
-    for report in result.denied:
-        fail(f"{report.workload}: {report.message}")
-    return 1 if result.denied else 0
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    from webhook.tools.offline import explain_documents
-
-    loaded = _offline_input(args)
-    if isinstance(loaded, int):
-        return loaded
-    docs, _, config = loaded
-    sys.stdout.write(explain_documents(docs, config, args.namespace, args.output))
-    return 0
-
-
-COMMANDS = {"serve": cmd_serve, "certs": cmd_certs, "manifests": cmd_manifests, "replay": cmd_replay,
-            "inject": cmd_inject, "explain": cmd_explain}
-
-
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Parse and dispatch; returns the exit code (2 for usage errors, via argparse's SystemExit)."""
     parser = build_parser(environ)
@@ -388,4 +188,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return int(exit_.code or 0)
     if args.command != "serve":
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from webhook.tools.commands import COMMANDS  # what each command needs is imported when it runs
+
     return COMMANDS[args.command](args)
