@@ -211,7 +211,9 @@ def test_dockerignore_excludes(path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["pyproject.toml", "README.md", "webhook/__init__.py", "webhook/render.py", "manifests/base/deployment.yaml"],
+    ["pyproject.toml", "README.md", "webhook/__init__.py", "webhook/tools/render.py",
+     "webhook/server/certs.py",  # a module named certs, not a certs/ directory of key material
+     "manifests/base/deployment.yaml"],
 )
 def test_dockerignore_keeps_build_inputs(path: str) -> None:
     assert not _ignored(path), f"{path} is needed by the build"

@@ -3,6 +3,12 @@
 The API server only talks to webhooks over TLS and pins the CA through the webhook's
 ``caBundle``; this module produces that CA, a serving certificate with the right SANs,
 and the base64 bundle, and writes them so a hot-reloading server never sees half a file.
+`serve` makes development certificates with it at start (``ensure_dev_certs``), the `certs`
+command a bundle for a cluster.
+
+It is one concept a little over 300 lines: issuing, writing and renewing share the file
+names, the key encoding and the CA checks, and most of the length is the two certificate
+builders spelling out every KeyUsage bit (an explicit ``False`` is what an auditor reads).
 """
 
 from __future__ import annotations
