@@ -17,15 +17,9 @@ import yaml
 from webhook.config import Config, example_config, load_config_file
 from webhook.mutate import review
 from webhook.tools.cli import main
-from webhook.tools.offline import (
-    DocumentError,
-    dump_documents,
-    explain_documents,
-    format_reports,
-    inject_documents,
-    load_documents,
-    with_kubernetes_version,
-)
+from webhook.tools.documents import DocumentError, dump_documents, load_documents
+from webhook.tools.explain import explain_documents, format_reports
+from webhook.tools.offline import inject_documents, with_kubernetes_version
 from webhook.workloads import OWNER_KINDS, POD_TEMPLATE_PATHS, iter_pod_templates, replace_template
 
 from corpus import as_pod, corpus_files

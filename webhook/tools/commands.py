@@ -159,7 +159,8 @@ def _offline_input(args: argparse.Namespace) -> tuple[list[Any], str, Config] | 
     """The parsed documents, their format and the config; or the exit code of a failure."""
     from webhook.config import example_config, load_config_file
     from webhook.errors import ConfigError
-    from webhook.tools.offline import DocumentError, load_documents, with_kubernetes_version
+    from webhook.tools.documents import DocumentError, load_documents
+    from webhook.tools.offline import with_kubernetes_version
 
     source = "stdin" if args.filename == "-" else args.filename
     try:
@@ -180,7 +181,9 @@ def _offline_input(args: argparse.Namespace) -> tuple[list[Any], str, Config] | 
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    from webhook.tools.offline import dump_documents, format_reports, inject_documents
+    from webhook.tools.documents import dump_documents
+    from webhook.tools.explain import format_reports
+    from webhook.tools.offline import inject_documents
 
     loaded = _offline_input(args)
     if isinstance(loaded, int):
@@ -202,7 +205,7 @@ def cmd_inject(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from webhook.tools.offline import explain_documents
+    from webhook.tools.explain import explain_documents
 
     loaded = _offline_input(args)
     if isinstance(loaded, int):
