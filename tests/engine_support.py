@@ -64,7 +64,7 @@ def pod_review(pod: Mapping[str, Any], uid: str = "uid-1", namespace: str = "sho
 
 def server_answer_differs(body: Mapping[str, Any], config: Config, outcome: Outcome) -> bool:
     """Whether the server's answer to these bytes (decoded to the fields the review reads,
-    webhook.review_decode) differs from ``outcome``, the review of the whole body."""
+    webhook.server.review_decode) differs from ``outcome``, the review of the whole body."""
     reply = answer(orjson.dumps(body), config)
     return reply.status != 200 or reply.body != orjson.dumps(outcome.review)
 

@@ -1,4 +1,4 @@
-"""webhook/config.py: the config model, its validation rules and their messages (README "Configuration")."""
+"""webhook/config/: the config model, its validation rules and their messages (README "Configuration")."""
 
 from __future__ import annotations
 

@@ -363,7 +363,7 @@ def test_review_answers_any_review(sent: dict[str, Any]) -> None:
 
 
 def _whole_answer(raw: bytes) -> Any:
-    """The server's answer with the body parsed whole (before webhook.review_decode)."""
+    """The server's answer with the body parsed whole (before webhook.server.review_decode)."""
     from unittest import mock
 
     with mock.patch("webhook.server.answers.decode_review", lambda raw: None):

@@ -74,7 +74,7 @@ def test_any_other_difference_the_answer_reads_misses(change: dict[str, Any]) ->
     {"object.spec.containers.0.image": "nginx:other"},
 ])
 def test_a_difference_no_answer_depends_on_hits(change: dict[str, Any]) -> None:
-    """The key is the part of the review the answer is made from (webhook.review_decode)."""
+    """The key is the part of the review the answer is made from (webhook.server.review_decode)."""
     cache = ReviewCache(8)
     answer(_body("uid-0"), CONFIG, cache)
     answer(_body("uid-1"), CONFIG, cache)

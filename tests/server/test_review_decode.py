@@ -158,7 +158,7 @@ def test_valid_utf8_beyond_ascii_is_decoded() -> None:
 
 
 def _whole(raw: bytes, config: Any = CONFIG) -> Any:
-    """The answer with the body parsed whole (the path before webhook.review_decode)."""
+    """The answer with the body parsed whole (the path before webhook.server.review_decode)."""
     from unittest import mock
 
     with mock.patch("webhook.server.answers.decode_review", lambda raw: None):

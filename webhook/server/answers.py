@@ -61,7 +61,7 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
     those cannot hold it), so the Outcome's ``patched_pod`` is of that projection: only the
     response is sent and kept. With a ``cache``, a review whose projection is identical to an
     earlier one's but for its uid gets the earlier answer with its own uid (see
-    webhook.review_cache; an idle cache skips most lookups); a body parsed whole is never cached."""
+    webhook.server.review_cache; an idle cache skips most lookups); a body parsed whole is never cached."""
     body = decode_review(raw)
     projected = body is not None
     if body is None:

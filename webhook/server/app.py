@@ -165,8 +165,8 @@ def count(metrics: Metrics, reply: Reply, seconds: float) -> None:
 
 def log_review(reply: Reply, seconds: float) -> None:
     """The one structured line per review, written after the reply is handed over (its bytes leave
-    when this turn of the event loop ends, see webhook.coalescing: a line is formatted first, a
-    few microseconds; buffered, see webhook.logging_setup). Logging it from a callback of its
+    when this turn of the event loop ends, see webhook.server.coalescing: a line is formatted first, a
+    few microseconds; buffered, see webhook.server.logging_setup). Logging it from a callback of its
     own, after the bytes left, measured 15 us more per request and a p99 five times worse."""
     if reply.status >= 500:
         review_log.error("review failed", exc_info=reply.exc, extra={"fields": review_fields(reply, seconds)})

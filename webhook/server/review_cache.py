@@ -72,7 +72,7 @@ def review_key(body: Any) -> tuple[Key, str] | None:
     The key is taken from the body serialised again with the uid blanked: as cheap as blanking
     the uid in the raw bytes (orjson writes 6 KB in about 7 us) and immune to the spellings JSON
     allows for one string (escapes), which the raw bytes are not. The server passes the decoded
-    projection (webhook.review_decode), so only what the answer depends on is in the key.
+    projection (webhook.server.review_decode), so only what the answer depends on is in the key.
     """
     if type(body) is not dict:
         return None
