@@ -542,14 +542,58 @@ def test_below_1_29_an_explicit_native_request_is_downgraded_with_a_warning() ->
     assert warnings == ("native sidecars need Kubernetes 1.29+ (configured 1.28); injected as legacy containers",)
 
 
-def test_below_1_29_a_job_gets_both_warnings() -> None:
-    pod = _job_pod()
-    decision = injected(pod, PodContext(namespace="shop", owner_kinds=("Job",)), make_config(kubernetesVersion="1.27"))
+def _run_to_completion_config(policy: str | None, version: str = "1.27") -> Config:
+    profiles = copy.deepcopy(PROFILES)
+    if policy is not None:
+        profiles["proxy"]["runToCompletion"] = policy
+    return make_config(kubernetesVersion=version, profiles=profiles)
+
+
+JOB = PodContext(namespace="shop", owner_kinds=("Job",))
+
+
+def test_below_1_29_a_job_is_not_injected_by_default() -> None:
+    """A legacy sidecar would keep the Job from completing: the default runToCompletion is skip."""
+    decision = skipped(_job_pod(), "run-to-completion", JOB, _run_to_completion_config(None))
+    assert decision.warnings == ("not injected: a legacy sidecar would keep this run-to-completion Pod from "
+                                 "completing (no native sidecars on 1.27)",)
+
+
+def test_below_1_29_a_job_gets_both_warnings_when_its_profile_injects_anyway() -> None:
+    decision = injected(_job_pod(), JOB, _run_to_completion_config("inject"))
     assert decision.settings.native is False
     assert decision.warnings == (
         "native sidecars need Kubernetes 1.29+ (configured 1.27); injected as legacy containers",
         "legacy sidecars keep this run-to-completion Pod (Job) from ever completing",
     )
+
+
+def test_below_1_29_a_job_is_denied_by_a_profile_it_may_not_run_without() -> None:
+    from webhook.errors import RunToCompletionDenied
+
+    with pytest.raises(RunToCompletionDenied, match=r"profile proxy is required \(runToCompletion: deny\), but on "
+                                                    r"Kubernetes 1.27 its sidecars can only be legacy containers"):
+        decide(_job_pod(), JOB, _run_to_completion_config("deny"))
+
+
+@pytest.mark.parametrize("policy", ["skip", "inject", "deny"])
+def test_run_to_completion_policy_is_not_asked_where_it_cannot_matter(policy: str) -> None:
+    """From 1.29 the sidecar is native and exits with the Job; a long-running Pod is not asked;
+    a Pod that forces legacy sidecars with the annotation made its own choice (with a warning)."""
+    assert injected(_job_pod(), JOB, _run_to_completion_config(policy, "1.29")).settings.native is True
+    assert injected(make_pod(), SHOP, _run_to_completion_config(policy)).settings.native is False
+    forced = injected(_job_pod({"sidecar-injector.io/native-sidecar": "false"}), JOB,
+                      _run_to_completion_config(policy))
+    assert "legacy sidecars keep this run-to-completion Pod (Job) from ever completing" in forced.warnings
+
+
+def test_a_job_keeps_its_profiles_without_sidecars_and_those_that_inject() -> None:
+    profiles = copy.deepcopy(PROFILES)
+    config = make_config(kubernetesVersion="1.27", profiles=profiles)
+    pod = _job_pod({"sidecar-injector.io/profiles": "proxy,jvm"})
+    decision = injected(pod, JOB, config)
+    assert [name for name, _ in decision.settings.profiles] == ["jvm"]
+    assert "profile proxy left out: a legacy sidecar would keep this run-to-completion Pod running" in decision.warnings
 
 
 @pytest.mark.parametrize("version, native, sleep", [("1.29", True, False), ("1.30", True, True), ("1.33", True, True)])

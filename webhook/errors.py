@@ -61,6 +61,15 @@ class RequesterNotAllowed(Denied):
     status_reason = "Forbidden"
 
 
+class RunToCompletionDenied(Denied):
+    """A profile that no Pod may run without cannot give this run-to-completion Pod a sidecar
+    that lets it complete (runToCompletion: deny)."""
+
+    reason = "run-to-completion"
+    code = 403
+    status_reason = "Forbidden"
+
+
 class LimitExceeded(RuntimeError):
     """A review exceeds a configured bound; answered by the onError policy."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, Profile
-from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, shown
+from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, RunToCompletionDenied, shown
 from webhook.jsontree import is_map
 from webhook.pod_shape import shape_problem
 
@@ -165,8 +165,40 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         )
         return skip("no-profiles", message, *warnings)
     profiles = tuple((name, config.profiles[name]) for name in names)
+    if overrides.native_sidecar is not False and not config.kube_version.native_sidecars \
+            and runs_to_completion(pod, context):
+        profiles, left_out = completing_profiles(profiles, str(config.kube_version))
+        if not profiles:
+            return skip("run-to-completion", f"a legacy sidecar would keep this run-to-completion Pod from completing "
+                                             f"(no native sidecars on {config.kube_version})", *warnings)
+        warnings += left_out
+        names = tuple(name for name, _ in profiles)
     settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
     return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings, (*warnings, *setting_warnings))
+
+
+def completing_profiles(profiles: tuple[tuple[str, Profile], ...],
+                        version: str) -> tuple[tuple[tuple[str, Profile], ...], list[str]]:
+    """The profiles a run-to-completion Pod keeps where sidecars can only be legacy containers.
+
+    A legacy sidecar never exits, so the Pod (a Job's) would never complete: each profile with
+    sidecars says what to do (runToCompletion). Profiles without sidecars are always kept, and
+    a Pod that forces legacy sidecars with the annotation is not asked (decide() checks that).
+    Raises RunToCompletionDenied for a profile that no Pod may run without.
+    """
+    kept = []
+    warnings = []
+    for name, profile in profiles:
+        if not profile.containers or profile.runToCompletion == "inject":
+            kept.append((name, profile))
+        elif profile.runToCompletion == "deny":
+            raise RunToCompletionDenied(
+                f"profile {name} is required (runToCompletion: deny), but on Kubernetes {version} its sidecars can "
+                "only be legacy containers, which would keep this run-to-completion Pod from ever completing; "
+                "native sidecars need Kubernetes 1.29+")
+        else:
+            warnings.append(f"profile {name} left out: a legacy sidecar would keep this run-to-completion Pod running")
+    return tuple(kept), warnings
 
 
 def _first(override: Any, default: Any) -> Any:

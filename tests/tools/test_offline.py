@@ -227,10 +227,13 @@ def test_job_and_cronjob_templates_get_native_sidecars(kind: str, native: bool) 
 def test_kubernetes_version_override() -> None:
     old = with_kubernetes_version(EXAMPLE, "1.28")
     assert with_kubernetes_version(EXAMPLE, None) is EXAMPLE
-    result = inject_documents([_workload("Job", template=_template(restartPolicy="Never"))], old)
-    [ref] = iter_pod_templates(result.documents[0])
-    assert [c["name"] for c in ref.template["spec"]["containers"]] == ["proxy", "app"]
-    assert any("native sidecars need Kubernetes 1.29+" in w for w in result.reports[0].warnings)
+    job = _workload("Job", "j", _template(restartPolicy="Never"))
+    result = inject_documents([_workload("Deployment"), job], old)
+    [web] = iter_pod_templates(result.documents[0])
+    assert [c["name"] for c in web.template["spec"]["containers"]] == ["proxy", "app"]  # legacy before 1.29
+    # A legacy sidecar would keep the Job from completing: its profile's runToCompletion (skip) applies.
+    assert result.documents[1] == job
+    assert result.reports[1].reason == "run-to-completion"
 
 
 def test_injecting_the_output_again_changes_nothing() -> None:
@@ -403,8 +406,11 @@ def test_cli_inject_stdin_json_with_options() -> None:
     done = _cli("inject", "-f", "-", "--kubernetes-version", "1.28", "--namespace", "batch", stdin=json.dumps(doc))
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert [c["name"] for c in out["spec"]["template"]["spec"]["containers"]] == ["proxy", "app"]
-    assert "Job/j: native sidecars need Kubernetes 1.29+" in done.stderr
+    assert out == doc
+    assert "Job/j: skipped: a legacy sidecar would keep this run-to-completion Pod from completing" in done.stderr
+    done = _cli("inject", "-f", "-", "--kubernetes-version", "1.29", "--namespace", "batch", stdin=json.dumps(doc))
+    out = json.loads(done.stdout)
+    assert [c["name"] for c in out["spec"]["template"]["spec"]["initContainers"]] == ["proxy"]
 
 
 def test_cli_inject_denied_exits_1_and_still_writes_everything(tmp_path: Path) -> None:

@@ -112,6 +112,11 @@ class Profile(_Strict):
     warmupSeconds: Seconds = 0
     serviceAccountToken: ServiceAccountToken | None = None
     namespaces: Namespaces = Namespaces()
+    # A Pod that runs to completion (a Job's) where sidecars can only be legacy containers
+    # (Kubernetes before 1.29): a legacy sidecar never exits, so the Pod would never complete.
+    # skip: leave this profile out, with a warning; inject: inject anyway, with a warning;
+    # deny: refuse the Pod (a sidecar no Pod may run without).
+    runToCompletion: Literal["skip", "inject", "deny"] = "skip"
 
     @field_validator("containers", "initContainers")
     @classmethod
