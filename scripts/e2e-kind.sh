@@ -13,7 +13,8 @@
 #
 # The install is the one README documents: `sidecar-injector certs` for the TLS pair and
 # caBundle, then `sidecar-injector manifests --cert-dir DIR` (the manifests/ base with the
-# Secret and caBundle filled in) piped to kubectl, here with --image and the e2e config.
+# Secret and caBundle filled in) piped to kubectl, here with --image, the e2e config and
+# --kubernetes-version of the kind node (so older node images install too).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -93,7 +94,7 @@ sed "s/^kubernetesVersion: .*/kubernetesVersion: \"$SERVER_VERSION\"/" tests/e2e
 
 "$PYTHON" -m webhook certs --out "$WORK/certs" >/dev/null
 "$PYTHON" -m webhook manifests --cert-dir "$WORK/certs" --config "$WORK/config.yaml" --image "$IMAGE" \
-  >"$WORK/install.yaml"
+  --kubernetes-version "$SERVER_VERSION" >"$WORK/install.yaml"
 INSTALLED=1
 kubectl apply -f "$WORK/install.yaml"
 kubectl -n sidecar-injector rollout status deployment/sidecar-injector --timeout=180s

@@ -48,5 +48,27 @@ class KubeVersion:
         """The lifecycle `sleep` handler: beta and on by default since 1.30."""
         return self.at_least(1, 30)
 
+    # What the install manifests use (webhook/tools/version_manifests.py):
+
+    @property
+    def match_conditions(self) -> bool:
+        """CEL matchConditions on admission webhooks: GA in 1.30 (beta in 1.28, alpha in 1.27)."""
+        return self.at_least(1, 30)
+
+    @property
+    def namespace_name_label(self) -> bool:
+        """The API server labels every namespace kubernetes.io/metadata.name since 1.21."""
+        return self.at_least(1, 21)
+
+    @property
+    def pdb_policy_v1(self) -> bool:
+        """PodDisruptionBudget in policy/v1 since 1.21 (policy/v1beta1 before, removed in 1.25)."""
+        return self.at_least(1, 21)
+
+    @property
+    def pdb_unhealthy_pod_eviction_policy(self) -> bool:
+        """A PDB's unhealthyPodEvictionPolicy: beta and on by default since 1.27."""
+        return self.at_least(1, 27)
+
 
 DEFAULT_KUBERNETES_VERSION = "1.30"

@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from webhook.kubeversion import KubeVersion
 from webhook.server.app import DEFAULT_MAX_BODY_BYTES
 from webhook.server.logging_setup import LEVELS
 
@@ -55,6 +56,13 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not a non-negative number of seconds")
     return value
+
+
+def _kube_version(text: str) -> KubeVersion:
+    try:
+        return KubeVersion.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive_seconds(text: str) -> float:
@@ -137,6 +145,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     manifests.add_argument("--config", type=Path, metavar="FILE", help="injection config YAML for the ConfigMap")
     manifests.add_argument("--image", metavar="IMAGE", help="webhook container image")
     manifests.add_argument("--failure-policy", choices=("Fail", "Ignore"), help="failurePolicy of the webhook")
+    manifests.add_argument("--kubernetes-version", type=_kube_version, metavar="X.Y",
+                           help="the oldest API server of the cluster, e.g. 1.20: the manifests use only what it "
+                                "knows and the webhook emits only Pod fields it knows (default: 1.30 and newer)")
 
     replay = sub.add_parser("replay", help="POST every *.review.json under DIR to a running webhook",
                             description="Print each fixture's decision, warnings and decoded patch; "

@@ -91,7 +91,7 @@ def cmd_manifests(args: argparse.Namespace) -> int:
         config_text = args.config.read_text(encoding="utf-8")
     try:
         objects = render(load_base_manifests(), ca, crt, key, config_yaml=config_text, image=args.image,
-                         failure_policy=args.failure_policy)
+                         failure_policy=args.failure_policy, kubernetes_version=args.kubernetes_version)
     except ManifestError as error:
         return fail(str(error))
     sys.stdout.write(dump_yaml(objects))

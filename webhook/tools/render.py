@@ -19,6 +19,9 @@ from typing import Any
 
 import yaml
 
+from webhook.kubeversion import KubeVersion
+from webhook.tools.version_manifests import VersionError, for_version
+
 NAMESPACE = "sidecar-injector"
 DEPLOYMENT_NAME = "sidecar-injector"
 CONTAINER_NAME = "sidecar-injector"
@@ -144,6 +147,7 @@ def render(
     config_yaml: str | None = None,
     image: str | None = None,
     failure_policy: str | None = None,
+    kubernetes_version: KubeVersion | None = None,
 ) -> list[dict]:
     """Return new objects ready to apply; `manifests` is left untouched.
 
@@ -155,6 +159,8 @@ def render(
     - config_yaml: replaces `config.yaml` of the ConfigMap `sidecar-injector-config`.
     - image: replaces the image of the webhook's Deployment container.
     - failure_policy: "Fail" or "Ignore", set on every webhook.
+    - kubernetes_version: the objects as that version's API server knows them
+      (version_manifests.for_version); None keeps the base's (1.30 and newer).
     """
     objects = [copy.deepcopy(obj) for obj in manifests]
 
@@ -197,6 +203,11 @@ def render(
         for webhook in _webhooks(objects):
             webhook["failurePolicy"] = failure_policy
 
+    if kubernetes_version is not None:
+        try:
+            objects = for_version(objects, kubernetes_version)
+        except VersionError as error:
+            raise ManifestError(str(error)) from None
     return objects
 
 
