@@ -36,7 +36,7 @@ class KubectlError(RuntimeError):
 class Kubectl:
     """`kubectl` with the caller's KUBECONFIG and context."""
 
-    binary: str = "kubectl"
+    binary: str = os.environ.get("E2E_KUBECTL", "kubectl")
 
     def run(self, *args: str, input: str | None = None, check: bool = True,
             timeout: float = KUBECTL_TIMEOUT) -> subprocess.CompletedProcess[str]:
@@ -61,7 +61,7 @@ class Kubectl:
         return self.run("create", "-f", "-", *args, input=json.dumps(obj), check=check)
 
 
-def cluster_problem(binary: str = "kubectl") -> str | None:
+def cluster_problem(binary: str = Kubectl.binary) -> str | None:
     """Why no cluster can be used, or None when `kubectl version` reaches an API server."""
     if shutil.which(binary) is None:
         return f"{binary} is not on PATH"
@@ -106,15 +106,20 @@ def webhook_cli(*args: str, timeout: float = 60.0) -> str:
     return done.stdout
 
 
+# The image of every e2e container: busybox from Docker Hub, or the local cluster's own build
+# (scripts/local-cluster.sh env sets E2E_APP_IMAGE; no registry is reachable there).
+DEFAULT_APP_IMAGE = "busybox:1.36"
+APP_IMAGE = os.environ.get("E2E_APP_IMAGE") or DEFAULT_APP_IMAGE
+
+
 def e2e_config_text(version: tuple[int, int]) -> str:
-    """The e2e injection config, targeting the cluster's own version."""
+    """The e2e injection config, targeting the cluster's own version and the e2e image."""
     text = E2E_CONFIG.read_text(encoding="utf-8")
+    text = text.replace(f"image: {DEFAULT_APP_IMAGE}", f"image: {APP_IMAGE}")
     return re.sub(r'(?m)^kubernetesVersion: .*$', f'kubernetesVersion: "{version[0]}.{version[1]}"', text)
 
 
 # -- objects the scenarios create ----------------------------------------------------------------
-
-APP_IMAGE = "busybox:1.36"
 
 
 def container(name: str = "app", command: str = "sleep 3600") -> dict[str, Any]:

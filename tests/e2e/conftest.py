@@ -8,11 +8,17 @@ server (KUBECONFIG or ~/.kube/config). E2E_MODE picks how the webhook is served:
   installed it), it is used as it is; otherwise it is installed from the rendered base
   (`sidecar-injector certs` + `manifests --cert-dir DIR --config tests/e2e/config.yaml
   --image $E2E_IMAGE`, default image sidecar-injector:e2e) and removed afterwards.
-* ``local``: `python -m webhook serve` on this host (0.0.0.0, port E2E_WEBHOOK_PORT or a
-  free one), registered as ``sidecar-injector-e2e-local`` with
-  ``clientConfig.url: https://$E2E_WEBHOOK_HOST:PORT/mutate``; E2E_WEBHOOK_HOST is the
-  address the API server reaches this host at (for kind: the gateway of the docker
-  network "kind") and is added to the serving certificate.
+* ``local``: `python -m webhook serve` on this host (on E2E_WEBHOOK_HOST when that is a
+  loopback address, else 0.0.0.0; port E2E_WEBHOOK_PORT or a free one), registered as
+  ``sidecar-injector-e2e-local`` with ``clientConfig.url: https://$E2E_WEBHOOK_HOST:PORT/mutate``; E2E_WEBHOOK_HOST is the
+  address the API server reaches this host at (127.0.0.1 for scripts/local-cluster.sh, whose
+  `env` command prints it; for kind: the gateway of the docker network "kind") and is added
+  to the serving certificate. The webhook configuration is the shipped one rendered for the
+  cluster's version (webhook/tools/version_manifests.py).
+
+E2E_KUBECTL names the kubectl binary (default: kubectl on PATH), E2E_APP_IMAGE the busybox
+image of every test container (default busybox:1.36); `scripts/local-cluster.sh env` prints
+all of these for the local cluster.
 
 Every namespace and webhook configuration a fixture creates is deleted by that fixture.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import ipaddress
 import json
 import os
 import re
@@ -33,7 +40,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +76,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not _selected(config):
         reason = "end-to-end test: needs a Kubernetes cluster; run `pytest -m e2e` (or set E2E=1)"
     elif (problem := _cluster_problem()) is not None:
+        if os.environ.get("E2E_REQUIRED") == "1":  # CI: a cluster that is not there is a failure
+            raise pytest.UsageError(f"E2E_REQUIRED=1 but there is no reachable cluster: {problem}")
         reason = f"no reachable cluster: {problem}"
     elif os.environ.get("E2E_MODE", "in-cluster") not in MODES:
         reason = f"E2E_MODE must be one of {', '.join(MODES)}, got {os.environ['E2E_MODE']!r}"
@@ -105,7 +114,8 @@ def _install_in_cluster(kube: Kubectl, version: tuple[int, int], workdir: Path) 
     config = workdir / "config.yaml"
     config.write_text(e2e_config_text(version), encoding="utf-8")
     image = os.environ.get("E2E_IMAGE", "sidecar-injector:e2e")
-    rendered = webhook_cli("manifests", "--cert-dir", str(certs), "--config", str(config), "--image", image)
+    rendered = webhook_cli("manifests", "--cert-dir", str(certs), "--config", str(config), "--image", image,
+                           "--kubernetes-version", f"{version[0]}.{version[1]}")
     try:
         kube.apply(rendered)
         kube.run("rollout", "status", f"deployment/{WEBHOOK_NAME}", "-n", INSTALL_NAMESPACE, "--timeout=180s",
@@ -120,15 +130,18 @@ def _install_in_cluster(kube: Kubectl, version: tuple[int, int], workdir: Path) 
 
 def _free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("0.0.0.0", 0))
+        sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def local_webhook_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
-    """The shipped MutatingWebhookConfiguration (same rules and selectors), pointed at a URL."""
+def local_webhook_configuration(url: str, ca_bundle: str, version: tuple[int, int]) -> dict[str, Any]:
+    """The shipped MutatingWebhookConfiguration as rendered for the cluster's version, pointed at a URL."""
+    from webhook.kubeversion import KubeVersion
     from webhook.tools.render import load_base_manifests
+    from webhook.tools.version_manifests import for_version
 
-    [base] = [obj for obj in load_base_manifests() if obj.get("kind") == "MutatingWebhookConfiguration"]
+    objects = for_version(load_base_manifests(), KubeVersion(*version))
+    [base] = [obj for obj in objects if obj.get("kind") == "MutatingWebhookConfiguration"]
     configuration = copy.deepcopy(base)
     configuration["metadata"]["name"] = LOCAL_WEBHOOK_NAME
     for hook in configuration["webhooks"]:
@@ -164,14 +177,17 @@ def _serve_locally(kube: Kubectl, version: tuple[int, int], workdir: Path) -> It
     config = workdir / "config.yaml"
     config.write_text(e2e_config_text(version), encoding="utf-8")
     log = workdir / "webhook.log"
-    command = [sys.executable, "-m", "webhook", "serve", "--host", "0.0.0.0", "--port", str(port),
+    # Listen where the API server calls: loopback stays loopback (the local cluster's API
+    # server runs on this host); any other address means another host (kind's nodes).
+    bind = host if ipaddress.ip_address(host).is_loopback else "0.0.0.0"
+    command = [sys.executable, "-m", "webhook", "serve", "--host", bind, "--port", str(port),
                "--cert-dir", str(certs), "--config", str(config), "--drain-seconds", "0"]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
     try:
         _wait_healthy(port, certs / "ca.crt", process, log)
         url = f"https://{host}:{port}/mutate"
-        kube.apply(local_webhook_configuration(url, ca_bundle))
+        kube.apply(local_webhook_configuration(url, ca_bundle, version))
         yield LOCAL_WEBHOOK_NAME
     finally:
         kube.run("delete", "mutatingwebhookconfiguration", LOCAL_WEBHOOK_NAME, "--ignore-not-found", check=False)
@@ -234,3 +250,24 @@ def plain_namespace(kube: Kubectl) -> Iterator[str]:
     """A fresh namespace without the label."""
     with _namespace(kube, {}) as name:
         yield name
+
+
+# -- measured timings, printed at the end of the run -----------------------------------------------
+
+_TIMINGS: list[tuple[str, float]] = []
+
+
+@pytest.fixture
+def timing(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
+    """Record a measured duration (seconds) under the test's name; printed after the run."""
+    def record(what: str, seconds: float) -> None:
+        _TIMINGS.append((f"{request.node.name}: {what}", seconds))
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _TIMINGS:
+        return
+    terminalreporter.section("e2e timings (measured on the cluster)")
+    for what, seconds in _TIMINGS:
+        terminalreporter.write_line(f"{seconds * 1000:9.0f} ms  {what}")

@@ -87,6 +87,26 @@ def test_job_pod_gets_native_sidecar_and_completes(kube: Kubectl, injected_names
     )
 
 
+def test_job_without_native_sidecars_completes_uninjected(kube: Kubectl, injected_namespace: str,
+                                                           version: tuple[int, int]) -> None:
+    """Before 1.29 a sidecar can only be a legacy container, which never exits: the profile's
+    default runToCompletion (skip) leaves it out, says why, and the Job completes."""
+    if version >= NATIVE_SIDECARS:
+        pytest.skip(f"the server ({version[0]}.{version[1]}) has native sidecars, which let a Job complete")
+    ns = injected_namespace
+    done = kube.create(pod("once", ns, restartPolicy="Never"))
+    assert ("Warning: not injected: a legacy sidecar would keep this run-to-completion Pod from completing "
+            f"(no native sidecars on {version[0]}.{version[1]})") in done.stderr
+    assert_untouched(kube.get("pod", "once", "-n", ns))
+    kube.apply(job("batch", ns))
+    completed = kube.run("wait", "--for=condition=complete", "job/batch", "-n", ns, "--timeout=120s",
+                         timeout=140, check=False)
+    pods = kube.get("pods", "-n", ns, "-l", "e2e=batch")["items"]
+    assert pods, "the Job created no Pod"
+    assert_untouched(pods[0])
+    assert completed.returncode == 0, f"Job did not complete: {completed.stderr}"
+
+
 def test_opted_out_pod_is_untouched(kube: Kubectl, injected_namespace: str) -> None:
     kube.create(pod("opted-out", injected_namespace, labels={"sidecar-injector.io/inject": "false"}))
     assert_untouched(kube.get("pod", "opted-out", "-n", injected_namespace))
