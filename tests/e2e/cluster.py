@@ -136,10 +136,10 @@ def pod(name: str, namespace: str, *, labels: dict[str, str] | None = None,
             "spec": {"containers": [container()], "terminationGracePeriodSeconds": 1, **spec}}
 
 
-def deployment(name: str, namespace: str) -> dict[str, Any]:
+def deployment(name: str, namespace: str, replicas: int = 1) -> dict[str, Any]:
     labels = {"e2e": name}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
                      "template": {"metadata": {"labels": labels}, "spec": {"containers": [container()]}}}}
 
 

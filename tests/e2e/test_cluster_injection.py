@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .cluster import Kubectl, deployment, job, pod, wait_for
+from .cluster import Kubectl, deployment, job, pod
 
 pytestmark = pytest.mark.e2e
 
@@ -61,14 +61,15 @@ def test_bare_pod_gets_the_sidecar(kube: Kubectl, injected_namespace: str, versi
 def test_deployment_pod_is_injected(kube: Kubectl, injected_namespace: str, version: tuple[int, int]) -> None:
     """Pods of a Deployment are created by the ReplicaSet controller with generateName and no name."""
     ns = injected_namespace
-    kube.apply(deployment("web", ns))
-    pods = wait_for("the Deployment's Pod", lambda: kube.get("pods", "-n", ns, "-l", "e2e=web")["items"] or None)
-    stored = pods[0]
-    assert stored["metadata"]["generateName"].startswith("web-")
-    assert_injected(stored, version)
+    kube.apply(deployment("web", ns, replicas=3))
+    kube.run("rollout", "status", "deployment/web", "-n", ns, "--timeout=180s", timeout=200)
+    pods = kube.get("pods", "-n", ns, "-l", "e2e=web")["items"]
+    assert len(pods) == 3
+    for stored in pods:
+        assert stored["metadata"]["generateName"].startswith("web-")
+        assert_injected(stored, version)
     template = kube.get("deployment", "web", "-n", ns)["spec"]["template"]
     assert STATUS not in (template["metadata"].get("annotations") or {}), "the webhook mutates Pods only"
-    kube.run("rollout", "status", "deployment/web", "-n", ns, "--timeout=180s", timeout=200)
 
 
 def test_job_pod_gets_native_sidecar_and_completes(kube: Kubectl, injected_namespace: str,
