@@ -39,8 +39,8 @@ import orjson
 from bench import load
 from bench.micro import MicroResult, format_micro, run_micro
 from bench.verify import BENCH_CONFIG, FIXTURES, Fixture, VerificationError, load_config, load_fixture
+from webhook.pki import write_bundle
 from webhook.server.answers import answer
-from webhook.server.certs import write_bundle
 
 SERVERS = ("floor", "ours", "kopf")
 TARGETS = {"floor_ratio": 0.25, "kopf_ratio": 15.0, "p99_ms": 25.0, "big_inprocess_us": 2000.0, "scaling": 1.6,

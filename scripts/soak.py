@@ -44,8 +44,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from webhook import pki as certs  # noqa: E402
 from webhook.config import example_config_text  # noqa: E402
-from webhook.server import certs  # noqa: E402
 
 HOST = "127.0.0.1"
 FAULTS = (0.15, "rotate"), (0.30, "config-valid"), (0.45, "config-invalid"), (0.60, "rotate"), (0.70, "sigterm")

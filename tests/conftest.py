@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from webhook.server import certs
+from webhook import pki as certs
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -1,4 +1,4 @@
-"""The core (webhook/ but server/, cluster/ and tools/) imports without the HTTPS edge's packages.
+"""The core (webhook/ but server/, cluster/, tools/ and pki) imports without the HTTPS edge's packages.
 
 It decides and builds the patch and nothing else, so it must not need a web framework, a
 metrics client or an X.509 library; the import-linter contracts (pyproject.toml) keep it from
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from import_support import EDGE_PACKAGES, import_without, modules_of
 
-# Not the core: the edges, and `python -m webhook` (the command line's door).
-EDGES = ("webhook.server", "webhook.cluster", "webhook.tools", "webhook.__main__")
+# Not the core: the edges, the certificates they share (webhook.pki, X.509), and `python -m webhook`
+# (the command line's door).
+EDGES = ("webhook.server", "webhook.cluster", "webhook.tools", "webhook.pki", "webhook.__main__")
 CORE = modules_of("webhook", skip=EDGES)
 
 

@@ -212,7 +212,7 @@ def test_dockerignore_excludes(path: str) -> None:
 @pytest.mark.parametrize(
     "path",
     ["pyproject.toml", "README.md", "webhook/__init__.py", "webhook/tools/render.py",
-     "webhook/server/certs.py",  # a module named certs, not a certs/ directory of key material
+     "webhook/pki.py",  # certificates made at run time, not key material
      "manifests/base/deployment.yaml"],
 )
 def test_dockerignore_keeps_build_inputs(path: str) -> None:

@@ -26,8 +26,8 @@ import pytest
 import yaml
 from cryptography import x509
 
+from webhook import pki as certs
 from webhook.config import example_config_text
-from webhook.server import certs
 
 from conftest import FIXTURES, Server, load_review, make_certs, run_cli, ssl_context_from
 

@@ -20,9 +20,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from webhook import pki as certs
 from webhook.errors import ConfigError
-from webhook.server import certs
-from webhook.server.certs import CertBundle
+from webhook.pki import CertBundle
 from webhook.server.tls import TLS_CIPHERS, ReloadingContext, build_server_context
 
 from tls_support import client_certificate

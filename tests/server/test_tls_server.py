@@ -23,7 +23,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from webhook.server import certs
+from webhook import pki as certs
 
 from conftest import GOLDEN_CONFIG, START_TIMEOUT, Server, free_port, load_review, make_certs, ssl_context_from
 from tls_support import client_certificate

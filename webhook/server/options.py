@@ -9,8 +9,8 @@ from pathlib import Path
 
 from webhook.config import Config, example_config, load_config_file, override
 from webhook.errors import ConfigError
+from webhook.pki import TLS_CERT, TLS_KEY
 from webhook.server.app import DEFAULT_MAX_BODY_BYTES
-from webhook.server.certs import TLS_CERT, TLS_KEY
 from webhook.server.connections import REQUEST_TIMEOUT_SECONDS
 from webhook.server.review_cache import DEFAULT_ENTRIES
 from webhook.server.tls import ReloadingContext

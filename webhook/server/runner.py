@@ -35,8 +35,8 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from webhook.errors import ConfigError
+from webhook.pki import ensure_dev_certs
 from webhook.server.app import ServiceState, create_app, create_routes
-from webhook.server.certs import ensure_dev_certs
 from webhook.server.connections import timed_protocol
 from webhook.server.deadline import offload_executor
 from webhook.server.logging_setup import setup_logging

@@ -60,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_certs(args: argparse.Namespace) -> int:
     from webhook.errors import ConfigError
-    from webhook.server.certs import write_bundle
+    from webhook.pki import write_bundle
 
     try:
         bundle = write_bundle(args.out, args.service, args.namespace, args.host)

@@ -13,8 +13,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from webhook import pki as certs
 from webhook.errors import ConfigError
-from webhook.server import certs
 
 
 def _load(path: Path) -> x509.Certificate:
