@@ -39,7 +39,7 @@ TLS_KEY = "tls.key"
 LOCAL_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
 # Backdate notBefore so a node whose clock lags a little still accepts a fresh cert.
-_CLOCK_SKEW = dt.timedelta(minutes=5)
+CLOCK_SKEW = dt.timedelta(minutes=5)
 
 # Key types a CA loaded from disk may have; anything else cannot sign our leaf certificates.
 _ISSUER_KEY_TYPES = (
@@ -77,23 +77,35 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def generate_ca(
-    common_name: str = "sidecar-injector-ca", days: int = 3650
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """Create a self-signed CA that may only sign leaf certificates (pathLen 0)."""
+def _validity(days: int, lifetime: dt.timedelta | None, what: str) -> dt.timedelta:
+    if lifetime is not None:
+        if lifetime <= dt.timedelta(0):
+            raise ConfigError(f"{what} lifetime {lifetime} is invalid: must be positive")
+        return lifetime
     if days <= 0:
-        raise ConfigError(f"CA validity days={days} is invalid: must be a positive number of days")
+        raise ConfigError(f"{what} validity days={days} is invalid: must be a positive number of days")
+    return dt.timedelta(days=days)
+
+
+def generate_ca(
+    common_name: str = "sidecar-injector-ca", days: int = 3650, lifetime: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """Create a self-signed CA that may only sign leaf certificates (pathLen 0); ``lifetime``
+    (auto-TLS, which renews at a fraction of it) takes precedence over ``days``, and ``now``
+    (its plans are pure, time included) over the clock."""
+    validity = _validity(days, lifetime, "CA")
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _now()
+    now = now or _now()
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _CLOCK_SKEW)
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -115,7 +127,7 @@ def generate_ca(
     return key, cert
 
 
-def _split_hosts(hosts: list[str]) -> tuple[list[str], list[str]]:
+def split_hosts(hosts: list[str]) -> tuple[list[str], list[str]]:
     """Classify host strings into (dns_names, ip_addresses), dropping duplicates but keeping order."""
     dns_names: list[str] = []
     ips: list[str] = []
@@ -149,19 +161,20 @@ def generate_serving_cert(
     dns_names: list[str],
     ip_addresses: list[str],
     days: int = 365,
+    lifetime: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """Issue a TLS server certificate for exactly the given SANs, never outliving its CA."""
     if not dns_names and not ip_addresses:
         raise ConfigError("serving certificate needs at least one DNS name or IP address")
-    if days <= 0:
-        raise ConfigError(f"serving cert validity days={days} is invalid: must be a positive number of days")
+    validity = _validity(days, lifetime, "serving cert")
     try:
         ips = [ipaddress.ip_address(ip) for ip in ip_addresses]
     except ValueError as exc:
         raise ConfigError(f"ip_addresses: {exc}") from None
     key = _new_key()
-    now = _now()
-    not_after = min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc)
+    now = now or _now()
+    not_after = min(now + validity, ca_cert.not_valid_after_utc)
     common_name = dns_names[0] if dns_names else str(ips[0])
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
     sans += [x509.IPAddress(ip) for ip in ips]
@@ -171,7 +184,7 @@ def generate_serving_cert(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -207,7 +220,7 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
     ]
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+def atomic_write(path: Path, data: bytes, mode: int) -> None:
     """Write via a same-dir temp file and rename, so readers see the old file or the new one, never half.
 
     The temp file is created with its final mode, so a key is never world-readable, not even briefly.
@@ -225,20 +238,20 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def _key_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
+def key_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
-def _cert_pem(cert: x509.Certificate) -> bytes:
+def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _write_serving_pair(out_dir: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
     """Key first, then cert: a watcher that catches the gap sees a mismatch and keeps the old pair."""
-    _atomic_write(out_dir / TLS_KEY, _key_pem(key), 0o600)
-    _atomic_write(out_dir / TLS_CERT, _cert_pem(cert), 0o644)
+    atomic_write(out_dir / TLS_KEY, key_pem(key), 0o600)
+    atomic_write(out_dir / TLS_CERT, cert_pem(cert), 0o644)
 
 
 def _bundle(out_dir: Path) -> CertBundle:
@@ -268,12 +281,12 @@ def write_bundle(
             raise ConfigError(f"service={service!r} needs a namespace to build its in-cluster DNS names")
         hosts += service_dns_names(service, namespace)
     hosts += list(LOCAL_HOSTS) + list(extra_hosts)
-    dns_names, ips = _split_hosts(hosts)
+    dns_names, ips = split_hosts(hosts)
     out_dir.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = generate_ca(days=ca_days)
     key, cert = generate_serving_cert(ca_key, ca_cert, dns_names, ips, days=days)
-    _atomic_write(out_dir / CA_KEY, _key_pem(ca_key), 0o600)
-    _atomic_write(out_dir / CA_CERT, _cert_pem(ca_cert), 0o644)
+    atomic_write(out_dir / CA_KEY, key_pem(ca_key), 0o600)
+    atomic_write(out_dir / CA_CERT, cert_pem(ca_cert), 0o644)
     _write_serving_pair(out_dir, key, cert)
     return _bundle(out_dir)
 
@@ -302,12 +315,12 @@ def _load_ca(cert_dir: Path) -> tuple[CertificateIssuerPrivateKeyTypes, x509.Cer
         ) from None
     if not isinstance(ca_key, _ISSUER_KEY_TYPES):
         raise ConfigError(f"{ca_key_path}: key type {type(ca_key).__name__} cannot sign certificates")
-    if _spki(ca_key.public_key()) != _spki(ca_cert.public_key()):
+    if spki(ca_key.public_key()) != spki(ca_cert.public_key()):
         raise ConfigError(f"{ca_key_path}: private key does not match {ca_cert_path}")
     return ca_key, ca_cert
 
 
-def _spki(public_key: object) -> bytes:
+def spki(public_key: object) -> bytes:
     """DER SubjectPublicKeyInfo, a representation-independent way to compare public keys."""
     return public_key.public_bytes(  # type: ignore[attr-defined,no-any-return]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -337,7 +350,7 @@ def renew_serving_cert(
     ca_key, ca_cert = _load_ca(cert_dir)
     if dns_names is None and ip_addresses is None:
         current = _current_sans(cert_dir / TLS_CERT)
-        dns_names, ip_addresses = current if current else _split_hosts(list(LOCAL_HOSTS))
+        dns_names, ip_addresses = current if current else split_hosts(list(LOCAL_HOSTS))
     key, cert = generate_serving_cert(ca_key, ca_cert, list(dns_names or []), list(ip_addresses or []), days=days)
     _write_serving_pair(cert_dir, key, cert)
     log.info("renewed serving certificate in %s (serial %x)", cert_dir, cert.serial_number)

@@ -25,6 +25,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from webhook.errors import ConfigError
+from webhook.pki import spki
 
 log = logging.getLogger("webhook.tls")
 
@@ -37,12 +38,6 @@ _FileSig = tuple[int, int, int]  # (st_mtime_ns, st_size, st_ino)
 def _refuse_password() -> bytes:
     """Stop OpenSSL from prompting on a terminal for an encrypted key; we only support plain keys."""
     raise ConfigError("private key is encrypted; an unencrypted PEM key is required")
-
-
-def _spki(public_key: object) -> bytes:
-    return public_key.public_bytes(  # type: ignore[attr-defined,no-any-return]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _diagnose(cert_file: Path, key_file: Path) -> str:
@@ -65,7 +60,7 @@ def _diagnose(cert_file: Path, key_file: Path) -> str:
         return f"{key_file}: private key is encrypted; an unencrypted PEM key is required"
     except (ValueError, UnsupportedAlgorithm):
         return f"{key_file}: not a valid PEM private key"
-    if _spki(key.public_key()) != _spki(cert.public_key()):
+    if spki(key.public_key()) != spki(cert.public_key()):
         return f"{key_file}: private key does not match certificate {cert_file}"
     return f"{cert_file}/{key_file}: rejected by OpenSSL"
 
