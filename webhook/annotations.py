@@ -8,10 +8,11 @@ annotation, the value and what is allowed, rather than guessing what the user me
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from webhook.errors import AnnotationError
+from webhook.errors import AnnotationError, combined
 
 PREFIX = "sidecar-injector.io/"
 
@@ -110,37 +111,51 @@ def parse_profiles(annotation: str, value: object, known: Mapping[str, object]) 
 def parse_overrides(
     annotations: Mapping[str, object], labels: Mapping[str, object], profiles: Mapping[str, object]
 ) -> Overrides:
-    """Read every annotation we own; the first invalid one raises AnnotationError.
+    """Read every annotation we own; raise an AnnotationError naming every invalid one."""
+    overrides, errors = read_overrides(annotations, labels, profiles)
+    if errors:
+        raise combined(list(errors))
+    return overrides
+
+
+def read_overrides(
+    annotations: Mapping[str, object], labels: Mapping[str, object], profiles: Mapping[str, object]
+) -> tuple[Overrides, list[AnnotationError]]:
+    """Read every annotation we own: the settings, and an error for each value we cannot read
+    (so a user fixes them all in one go; an invalid one counts as not set).
 
     The inject switch is honoured as a label too (the webhook's objectSelector uses the
     label); when both are present the annotation wins.
     """
     if INJECT not in labels and not any(key.startswith(PREFIX) for key in annotations):
-        return NO_OVERRIDES  # most Pods: nothing of ours to read
+        return NO_OVERRIDES, []  # most Pods: nothing of ours to read
+    errors: list[AnnotationError] = []
+
+    def read(name: str, parse: Callable[..., Any], source: Mapping[str, object], *args: Any) -> Any:
+        if name not in source:
+            return None
+        try:
+            return parse(name, source[name], *args)
+        except AnnotationError as error:
+            errors.append(error)
+            return None
+
     if INJECT in annotations:
-        inject: bool | None = parse_bool(INJECT, annotations[INJECT])
-    elif INJECT in labels:
-        inject = parse_bool(INJECT + " (label)", labels[INJECT])
+        inject: bool | None = read(INJECT, parse_bool, annotations)
     else:
-        inject = None
-
-    def get_bool(name: str) -> bool | None:
-        return parse_bool(name, annotations[name]) if name in annotations else None
-
-    def get_seconds(name: str) -> int | None:
-        return parse_seconds(name, annotations[name]) if name in annotations else None
-
-    return Overrides(
+        inject = read(INJECT + " (label)", parse_bool, {INJECT + " (label)": labels[INJECT]}) if INJECT in labels else None
+    overrides = Overrides(
         inject=inject,
-        profiles=parse_profiles(PROFILES, annotations[PROFILES], profiles) if PROFILES in annotations else None,
-        native_sidecar=get_bool(NATIVE_SIDECAR),
-        hold_application=get_bool(HOLD_APPLICATION),
-        drain_seconds=get_seconds(DRAIN_SECONDS),
-        share_process_namespace=get_bool(SHARE_PROCESS_NAMESPACE),
-        podinfo=get_bool(PODINFO),
-        probes=get_bool(PROBES),
-        warmup_seconds=get_seconds(WARMUP_SECONDS),
+        profiles=read(PROFILES, parse_profiles, annotations, profiles),
+        native_sidecar=read(NATIVE_SIDECAR, parse_bool, annotations),
+        hold_application=read(HOLD_APPLICATION, parse_bool, annotations),
+        drain_seconds=read(DRAIN_SECONDS, parse_seconds, annotations),
+        share_process_namespace=read(SHARE_PROCESS_NAMESPACE, parse_bool, annotations),
+        podinfo=read(PODINFO, parse_bool, annotations),
+        probes=read(PROBES, parse_bool, annotations),
+        warmup_seconds=read(WARMUP_SECONDS, parse_seconds, annotations),
     )
+    return overrides, errors
 
 
 def unknown_annotations(annotations: Mapping[str, object]) -> list[str]:

@@ -16,7 +16,7 @@ import orjson
 import pybase64
 
 from webhook.config import Config
-from webhook.errors import Denied, LimitExceeded, ReviewError, shown
+from webhook.errors import Denied, LimitExceeded, ReviewError, clip, problems_of, shown
 from webhook.inject import inject
 from webhook.jsontree import is_map
 from webhook.patch import Op
@@ -43,12 +43,12 @@ class Outcome:
     namespace: str = ""
     name: str = ""
     operation: str = ""
+    problems: tuple[str, ...] = ()  # a denial's every reason, one message each (its message names them all)
 
 
 def clip_warning(text: str) -> str:
     """kubectl shows warnings one per line; the API server wants them short and printable."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
+    return clip(text, MAX_WARNING_CHARS)
 
 
 def parse_request(review: Any) -> tuple[str, Mapping[str, Any]]:
@@ -178,7 +178,7 @@ def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_
             "auditAnnotations": {"decision": "denied", "reason": message},
         }
         return Outcome(_response(api_version, uid, body), uid, "denied", error.reason, message,
-                       kind=kind, namespace=namespace, name=name, operation=operation)
+                       kind=kind, namespace=namespace, name=name, operation=operation, problems=problems_of(error))
     if not decision.inject or decision.settings is None:
         return skipped(decision.reason, decision.message, decision.warnings)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, Profile
-from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, shown
+from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, combined, shown
 from webhook.jsontree import is_map
 from webhook.pod_shape import shape_problem
 
@@ -118,11 +118,12 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         return Decision(False, "already-injected", message, warnings=(f"already injected: {message}",))
     # Opt-out is read before anything else so an opted-out Pod is never denied over its
     # other annotations; the annotation wins over the label.
-    if ann.INJECT in annotations:
-        if ann.parse_bool(ann.INJECT, annotations[ann.INJECT]) is False:
-            return skip("opted-out", f"the Pod sets annotation {ann.INJECT}: \"false\"")
-    elif ann.INJECT in labels and ann.parse_bool(ann.INJECT + " (label)", labels[ann.INJECT]) is False:
-        return skip("opted-out", f"the Pod has label {ann.INJECT}: \"false\"")
+    overrides, problems = ann.read_overrides(annotations, labels, config.profiles)
+    if overrides.inject is False:
+        where = "sets annotation" if ann.INJECT in annotations else "has label"
+        return skip("opted-out", f"the Pod {where} {ann.INJECT}: \"false\"")
+    if problems and overrides.inject is None and (ann.INJECT in annotations or ann.INJECT in labels):
+        raise combined(problems)  # the switch itself is unreadable: denied before anything else
 
     if config.requesters.enabled and context.username is not None:
         if not config.requesters.permits(context.username, list(context.groups)):
@@ -137,7 +138,8 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
             "too-many-containers", f"the Pod has {containers} containers, over the limit of {config.limits.maxContainers}"
         )
 
-    overrides = ann.parse_overrides(annotations, labels, config.profiles)
+    if problems:
+        raise combined(problems)
     warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
 
     spec = pod.get("spec") if is_map(pod.get("spec")) else {}

@@ -60,6 +60,8 @@ class TemplateReport:
     profiles: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     added: Additions | None = None
+    problems: tuple[str, ...] = ()
+    """A denial's every reason, one message each."""
 
     @property
     def workload(self) -> str:
@@ -162,4 +164,5 @@ def _report(index: int, ref: PodTemplateRef, namespace: str, outcome: Outcome, a
     warnings = tuple(w for w in outcome.warnings if w not in said)
     allowed = outcome.review["response"]["allowed"] is True
     return TemplateReport(index, ref.kind, _display_name(ref), namespace, ref.path, outcome.decision,
-                          outcome.reason, outcome.message, allowed, outcome.profiles, warnings, added)
+                          outcome.reason, outcome.message, allowed, outcome.profiles, warnings, added,
+                          outcome.problems)
