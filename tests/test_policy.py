@@ -598,3 +598,14 @@ def test_an_unreadable_inject_switch_is_denied_with_the_other_problems() -> None
     with pytest.raises(Problems) as info:
         decide(make_pod({ann.INJECT: "no", ann.PODINFO: "z"}), SHOP, CONFIG)
     assert [e.annotation for e in info.value.errors] == [ann.INJECT, ann.PODINFO]
+
+
+def test_target_containers_must_be_the_pods() -> None:
+    pod = make_pod({ann.CONTAINERS: "app, app,"})
+    assert injected(pod).settings.target_containers == frozenset({"app"})
+    with pytest.raises(AnnotationError) as info:
+        decide(make_pod({ann.CONTAINERS: "app,worker"}), SHOP, CONFIG)
+    assert info.value.annotation == ann.CONTAINERS and "its containers: app" in str(info.value)
+    for bad in ("", " , ", "App", "a_b"):
+        with pytest.raises(AnnotationError):
+            decide(make_pod({ann.CONTAINERS: bad}), SHOP, CONFIG)

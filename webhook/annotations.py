@@ -29,6 +29,7 @@ SHARE_PROCESS_NAMESPACE = PREFIX + "share-process-namespace"
 PODINFO = PREFIX + "podinfo"
 PROBES = PREFIX + "probes"
 WARMUP_SECONDS = PREFIX + "warmup-seconds"
+CONTAINERS = PREFIX + "containers"
 STATUS = PREFIX + "status"
 
 KNOWN = frozenset(
@@ -42,13 +43,29 @@ KNOWN = frozenset(
         PODINFO,
         PROBES,
         WARMUP_SECONDS,
+        CONTAINERS,
         STATUS,
     }
+)
+
+# Per-container overrides, keyed by the injected container's name: PREFIX + "<container>.<field>",
+# the field one of these or "env.<NAME>". Which of them a Pod may use is its profile's `overrides`.
+OVERRIDE_IMAGE = "image"
+OVERRIDE_RESOURCES = {
+    "cpu-request": ("requests", "cpu"),
+    "cpu-limit": ("limits", "cpu"),
+    "memory-request": ("requests", "memory"),
+    "memory-limit": ("limits", "memory"),
+}
+OVERRIDE_ENV = "env."
+_OVERRIDE_KEY = re.compile(
+    r"([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.(image|cpu-request|cpu-limit|memory-request|memory-limit|env\.[A-Za-z_][A-Za-z0-9_]*)"
 )
 
 MAX_SECONDS = 3600
 _BOOL_ALLOWED = "allowed values are true or false"
 _SECONDS_ALLOWED = f"allowed values are whole seconds from 0 to {MAX_SECONDS}"
+_CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _PROFILE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -65,6 +82,11 @@ class Overrides:
     podinfo: bool | None = None
     probes: bool | None = None
     warmup_seconds: int | None = None
+    # The application containers that get drains, probes and mounts (None: all of them).
+    targets: tuple[str, ...] | None = None
+    # (container, field, value) of every per-container override annotation, sorted; checked
+    # against the profiles' `overrides` once the profiles are known (webhook.sidecar_overrides).
+    per_container: tuple[tuple[str, str, str], ...] = ()
 
 
 NO_OVERRIDES = Overrides()
@@ -106,6 +128,15 @@ def parse_profiles(annotation: str, value: object, known: Mapping[str, object]) 
             annotation, str(value), f"name at least one profile (set {INJECT}: \"false\" to opt out)"
         )
     return tuple(names)
+
+
+def parse_names(annotation: str, value: object) -> tuple[str, ...]:
+    """A comma list of container names (DNS labels), deduplicated in order; at least one."""
+    names = tuple(dict.fromkeys(part.strip() for part in str(value).split(",") if part.strip()))
+    bad = [name for name in names if not _CONTAINER_NAME.fullmatch(name)]
+    if not names or bad:
+        raise AnnotationError(annotation, str(value), "a comma list of container names such as app,worker")
+    return names
 
 
 def parse_overrides(
@@ -154,13 +185,24 @@ def read_overrides(
         podinfo=read(PODINFO, parse_bool, annotations),
         probes=read(PROBES, parse_bool, annotations),
         warmup_seconds=read(WARMUP_SECONDS, parse_seconds, annotations),
+        targets=read(CONTAINERS, parse_names, annotations),
+        per_container=tuple(sorted(
+            (*found, str(value)) for key, value in annotations.items()
+            if key.startswith(PREFIX) and key not in KNOWN and (found := override_key(key)) is not None)),
     )
     return overrides, errors
 
 
+def override_key(key: str) -> tuple[str, str] | None:
+    """(container, field) of a per-container override annotation, or None if the key is not one."""
+    match = _OVERRIDE_KEY.fullmatch(key[len(PREFIX):]) if key.startswith(PREFIX) else None
+    return (match.group(1), match.group(2)) if match else None
+
+
 def unknown_annotations(annotations: Mapping[str, object]) -> list[str]:
     """Our-prefixed keys we do not know: most likely typos worth a warning."""
-    return sorted(key for key in annotations if key.startswith(PREFIX) and key not in KNOWN)
+    return sorted(key for key in annotations
+                  if key.startswith(PREFIX) and key not in KNOWN and override_key(key) is None)
 
 
 def is_profile_name(name: str) -> bool:

@@ -48,12 +48,22 @@ class AnnotationError(Denied):
     """A Pod annotation has a value we cannot accept."""
 
     reason = "invalid-annotation"
+    problem = "is invalid"
 
     def __init__(self, annotation: str, value: str, allowed: str) -> None:
         self.annotation = annotation
         self.value = value
         self.allowed = allowed
-        super().__init__(f"annotation {annotation}={shown(value)} is invalid: {allowed}")
+        super().__init__(f"annotation {annotation}={shown(value)} {self.problem}: {allowed}")
+
+
+class OverrideNotAllowed(AnnotationError):
+    """A per-container override the profile does not allow (readable, but refused)."""
+
+    reason = "override-not-allowed"
+    problem = "is not allowed"
+    code = 403
+    status_reason = "Forbidden"
 
 
 class ProfileNotAllowed(Denied):

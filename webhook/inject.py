@@ -48,13 +48,15 @@ class Injection:
 
 def configure_app_containers(builder: Builder) -> None:
     """Each application container's mounts, drain and probes (a sidecar already in the Pod,
-    legacy or added by hand, is not an application container)."""
+    legacy or added by hand, is not an application container; with target containers named,
+    only those are configured)."""
     settings = builder.settings
     app_mounts = builder.plan.app_mounts
     sidecar_names = builder.plan.sidecar_names
+    targets = settings.target_containers
     for index, original in enumerate(builder.app):
         name = original["name"]
-        if name in sidecar_names:
+        if name in sidecar_names or (targets is not None and name not in targets):
             continue
         if app_mounts:
             mount_app_volumes(builder, index, name, original, app_mounts)

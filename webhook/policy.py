@@ -13,9 +13,11 @@ from typing import Any
 
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, Profile
-from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, combined, shown
+from webhook.errors import AnnotationError, LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, combined, shown
 from webhook.jsontree import is_map
 from webhook.pod_shape import shape_problem
+from webhook.sidecar_overrides import ContainerOverride, grouped
+from webhook.sidecar_overrides import check as check_overrides
 
 # Kinds whose Pods run to completion: a legacy sidecar would keep them running forever.
 RUN_TO_COMPLETION_OWNERS = frozenset({"Job"})
@@ -48,6 +50,8 @@ class Settings:
     shutdown_seconds: int
     sleep_action: bool
     config_hash: str
+    container_overrides: tuple[ContainerOverride, ...] = ()  # what the Pod's annotations set in injected containers
+    target_containers: frozenset[str] | None = None  # application containers configured (None: all)
     # inject()'s per-settings plan (what depends on these settings alone), built on first use:
     # resolve() hands out the same Settings object for the same question.
     plan_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -139,7 +143,7 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         )
 
     if problems:
-        raise combined(problems)
+        raise combined([*problems, *_selection_problems(overrides, _profiles_if_readable(overrides, context, config), pod)])
     warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
 
     spec = pod.get("spec") if is_map(pod.get("spec")) else {}
@@ -167,8 +171,31 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         )
         return skip("no-profiles", message, *warnings)
     profiles = tuple((name, config.profiles[name]) for name in names)
+    if problems := _selection_problems(overrides, profiles, pod):
+        raise combined(problems)
     settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
     return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings, (*warnings, *setting_warnings))
+
+
+def _profiles_if_readable(overrides: ann.Overrides, context: PodContext, config: Config) -> tuple[tuple[str, Profile], ...]:
+    """The profiles a Pod with unreadable annotations would get, to name its other problems too."""
+    names = overrides.profiles if overrides.profiles is not None else tuple(
+        n for n in config.defaultProfiles if config.profiles[n].namespaces.permits(context.namespace))
+    return tuple((name, config.profiles[name]) for name in names)
+
+
+def _selection_problems(overrides: ann.Overrides, profiles: tuple[tuple[str, Profile], ...],
+                        pod: Mapping[str, Any]) -> list[AnnotationError]:
+    """What the Pod asks of the chosen profiles' containers that they do not allow, and target
+    containers it does not have."""
+    problems = check_overrides(overrides.per_container, profiles) if overrides.per_container else []
+    if overrides.targets is not None:
+        have = [c.get("name") for c in spec_list(pod, "containers")]
+        if unknown := [name for name in overrides.targets if name not in have]:
+            problems.append(AnnotationError(ann.CONTAINERS, ",".join(overrides.targets),
+                                            f"the Pod has no container {', '.join(unknown)}; "
+                                            f"its containers: {', '.join(map(str, have))}"))
+    return problems
 
 
 def _first(override: Any, default: Any) -> Any:
@@ -247,5 +274,7 @@ def _resolve(
         shutdown_seconds=max(p.sidecarShutdownSeconds for p in values),
         sleep_action=version.sleep_action,
         config_hash=config.config_hash,
+        container_overrides=grouped(overrides.per_container),
+        target_containers=frozenset(overrides.targets) if overrides.targets is not None else None,
     )
     return settings, tuple(warnings)
