@@ -113,10 +113,22 @@ def _serve_parser(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -
                        help="same as --review-cache 0")
 
 
+def version() -> str:
+    """The installed package's version (a checkout run without installing says so)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("sidecar-injector")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(prog=PROG, description="Kubernetes mutating admission webhook that injects "
                                      "sidecars, start/stop order, probes and pod info into Pods.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub, environ)
 
