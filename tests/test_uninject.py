@@ -49,6 +49,8 @@ def test_every_golden_case_round_trips(case: str) -> None:
     request = body["request"]
     if request.get("kind", {}).get("kind") != "Pod" or request.get("operation") != "CREATE":
         return
+    if STATUS in (request["object"].get("metadata") or {}).get("annotations", {}):
+        return  # a reinvocation: its Pod is an injected one (tests/test_repair.py)
     round_trip(request["object"], case_config(case), request.get("namespace", "shop"))
 
 

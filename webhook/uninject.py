@@ -61,6 +61,11 @@ def reinjected(pod: Mapping[str, Any], context: PodContext, config: Config) -> O
     status = read_status(pod)
     if status is None or status.get("configHash") != config.config_hash:
         return None
+    return injected_anew(pod, context, config)
+
+
+def injected_anew(pod: Mapping[str, Any], context: PodContext, config: Config) -> Obj | None:
+    """The Pod without our additions injected again by this config, or None if it would not be."""
     stripped = uninject(pod).pod
     try:
         decision = decide(stripped, context, config)
