@@ -22,6 +22,7 @@ from webhook.jsontree import is_map
 from webhook.patch import Op
 from webhook.policy import PodContext, decide, owner_kinds
 from webhook.repair import repair, restored_audit
+from webhook.shadow import summary as shadow_summary
 from webhook.uninject import read_status
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -34,7 +35,7 @@ class Outcome:
 
     review: dict[str, Any]
     uid: str
-    decision: str  # injected | skipped | denied | error
+    decision: str  # injected | skipped | denied | error | shadow
     reason: str
     message: str
     profiles: tuple[str, ...] = ()
@@ -192,17 +193,28 @@ def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_
         audit = {"decision": "injected", "reason": "repaired", **restored_audit(fixed)}
         return _patched(api_version, uid, described, fixed.ops, fixed.pod, fixed.warnings, audit, config, "repaired",
                         f"added again what another webhook removed: {', '.join(fixed.restored)}", profiles)
+    if decision.reason == "shadow" and decision.shadow is not None:
+        # Decided in full, patched not at all, and no warning reaches the user (webhook.shadow).
+        audit = {"decision": "shadow", "profiles": ",".join(decision.shadow.profiles),
+                 "shadow": shadow_summary(pod, decision.shadow)}
+        return Outcome(_response(api_version, uid, {"allowed": True, "auditAnnotations": audit}), uid, "shadow",
+                       "shadow", decision.message, decision.shadow.profiles, kind=kind, namespace=namespace,
+                       name=name, operation=operation)
     if not decision.inject or decision.settings is None:
         return skipped(decision.reason, decision.message, decision.warnings)
 
     result = inject(pod, decision.settings, fresh_copies)
     warnings = [*decision.warnings, *result.warnings]
     profiles = tuple(name for name, _ in decision.settings.profiles)
+    shadowed = {"shadow": shadow_summary(pod, decision.shadow, result.status)} if decision.shadow else {}
     if not result.changed:
-        return skipped("nothing-to-add", "injection would add nothing: everything is already there", warnings)
+        outcome = skipped("nothing-to-add", "injection would add nothing: everything is already there", warnings)
+        outcome.review["response"]["auditAnnotations"].update(shadowed)
+        return outcome
 
     added = result.status["initContainers"] + result.status["containers"]
-    audit = {"decision": "injected", "profiles": ",".join(profiles), "containers": ",".join(added) or "none"}
+    audit = {"decision": "injected", "profiles": ",".join(profiles), "containers": ",".join(added) or "none",
+             **shadowed}
     return _patched(api_version, uid, described, result.ops, result.pod, warnings, audit, config, "injected",
                     decision.message, profiles)
 

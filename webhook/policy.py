@@ -13,7 +13,15 @@ from typing import Any
 
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, Profile
-from webhook.errors import AnnotationError, LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, combined, shown
+from webhook.errors import (
+    AnnotationError,
+    Denied,
+    LimitExceeded,
+    ProfileNotAllowed,
+    RequesterNotAllowed,
+    combined,
+    shown,
+)
 from webhook.jsontree import is_map
 from webhook.pod_shape import shape_problem
 from webhook.sidecar_overrides import ContainerOverride, grouped
@@ -58,6 +66,16 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """What the Pod's profiles in shadow mode would do: the settings with them (the normal ones
+    too), or the denial they would give; only summarised, never patched."""
+
+    profiles: tuple[str, ...]
+    settings: Settings | None = None
+    denial: str | None = None
+
+
+@dataclass(frozen=True)
 class Decision:
     """inject=False carries the reason; inject=True carries the settings."""
 
@@ -66,6 +84,7 @@ class Decision:
     message: str
     settings: Settings | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    shadow: Shadow | None = None
 
 
 def _metadata(pod: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
@@ -143,7 +162,8 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         )
 
     if problems:
-        raise combined([*problems, *_selection_problems(overrides, _profiles_if_readable(overrides, context, config), pod)])
+        readable = _profiles_if_readable(overrides, context, config)
+        return _refused(combined([*problems, *_selection_problems(overrides, readable, pod)]), readable)
     warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
 
     spec = pod.get("spec") if is_map(pod.get("spec")) else {}
@@ -155,7 +175,9 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         names = overrides.profiles
         for name in names:
             if not config.profiles[name].namespaces.permits(context.namespace):
-                raise ProfileNotAllowed(f"profile {name} may not be used in namespace {shown(context.namespace, quote=False) or '(none)'}")
+                return _refused(ProfileNotAllowed(f"profile {name} may not be used in namespace "
+                                                  f"{shown(context.namespace, quote=False) or '(none)'}"),
+                                tuple((n, config.profiles[n]) for n in names))
     else:
         names = tuple(n for n in config.defaultProfiles if config.profiles[n].namespaces.permits(context.namespace))
         warnings += [
@@ -172,9 +194,29 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         return skip("no-profiles", message, *warnings)
     profiles = tuple((name, config.profiles[name]) for name in names)
     if problems := _selection_problems(overrides, profiles, pod):
-        raise combined(problems)
+        return _refused(combined(problems), profiles)
     settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
+    shadowed = tuple(name for name, profile in profiles if profile.mode == "shadow")
+    if shadowed:  # decided in full with them; injected without them
+        shadow = Shadow(shadowed, settings)
+        active = tuple((name, profile) for name, profile in profiles if profile.mode != "shadow")
+        if not active:
+            return Decision(False, "shadow", f"profiles {', '.join(shadowed)} are in shadow mode", shadow=shadow)
+        settings, setting_warnings = resolve(active, overrides, pod, context, config)
+        names = tuple(name for name, _ in active)
+        return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings,
+                        (*warnings, *setting_warnings), shadow)
     return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings, (*warnings, *setting_warnings))
+
+
+def _refused(error: Denied, profiles: tuple[tuple[str, Profile], ...]) -> Decision:
+    """Raise the denial; but a Pod whose profiles are all in shadow mode is only told what they
+    would do (its denial included), so rolling a profile out in shadow refuses no Pod."""
+    if not profiles or any(profile.mode != "shadow" for _, profile in profiles):
+        raise error
+    names = tuple(name for name, _ in profiles)
+    return Decision(False, "shadow", f"profiles {', '.join(names)} are in shadow mode",
+                    shadow=Shadow(names, denial=str(error)))
 
 
 def _profiles_if_readable(overrides: ann.Overrides, context: PodContext, config: Config) -> tuple[tuple[str, Profile], ...]:

@@ -142,6 +142,8 @@ class Profile(_Strict):
     serviceAccountToken: ServiceAccountToken | None = None
     namespaces: Namespaces = Namespaces()
     overrides: OverridePolicy = OverridePolicy()
+    # shadow: decided in full, patched not at all; the audit annotation `shadow` says what it would add.
+    mode: Literal["inject", "shadow"] = "inject"
 
     @field_validator("containers", "initContainers")
     @classmethod
