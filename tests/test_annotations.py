@@ -225,3 +225,15 @@ def test_is_profile_name(name: str, ok: bool) -> None:
 def test_is_profile_name_rejects_a_trailing_newline() -> None:
     # `$` in a Python regex also matches before a final "\n"; the name must still be refused.
     assert ann.is_profile_name("proxy\n") is False
+
+
+def test_every_invalid_annotation_is_named_not_only_the_first() -> None:
+    overrides, errors = ann.read_overrides(
+        {ann.DRAIN_SECONDS: "soon", ann.PODINFO: "yes", ann.PROBES: "true"}, {}, PROFILES)
+    assert [(e.annotation, e.value) for e in errors] == [(ann.DRAIN_SECONDS, "soon"), (ann.PODINFO, "yes")]
+    assert overrides == ann.Overrides(probes=True)  # an invalid one counts as not set
+    with pytest.raises(Denied) as info:
+        ann.parse_overrides({ann.DRAIN_SECONDS: "soon", ann.PODINFO: "yes"}, {}, PROFILES)
+    message = str(info.value)
+    assert message.startswith("2 problems: ") and "'soon'" in message and "'yes'" in message
+    assert info.value.code == 400 and info.value.reason == "invalid-annotation"

@@ -775,10 +775,22 @@ def test_status_record() -> None:
         "containers": ["agent", "proxy"],
         "volumes": ["agent-data", "proxy-config", "podinfo", "proxy-token"],
         "configHash": CONFIG.config_hash,
+        # what was added to what the Pod had, so that uninject takes exactly that away
+        "appContainers": {"app": {"volumeMounts": ["/etc/podinfo"], "created": ["volumeMounts", "lifecycle"],
+                                  "lifecycle": ["preStop"]}},
+        "created": ["spec.volumes", "spec.initContainers"],
     }
     assert result.status == status(result)
     raw = result.pod["metadata"]["annotations"][ann.STATUS]
     assert " " not in raw  # compact
+
+
+def test_status_records_the_grace_period_and_process_namespace_it_set() -> None:
+    result = run(make_pod({ann.PROFILES: "proxy", ann.SHARE_PROCESS_NAMESPACE: "true"}, terminationGracePeriodSeconds=3))
+    assert status(result)["terminationGracePeriodSeconds"] == {"original": 3, "set": 30}
+    assert status(result)["shareProcessNamespace"] is True
+    bare = run({"spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}})
+    assert status(bare)["created"][-2:] == ["metadata", "metadata.annotations"]
 
 
 def test_status_annotation_keeps_the_pods_other_annotations() -> None:

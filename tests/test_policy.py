@@ -618,3 +618,38 @@ def test_repeated_default_profile_is_selected_once() -> None:
         return  # refusing the config is a fine answer too
     decision = injected(make_pod(), config=config)
     assert [name for name, _ in decision.settings.profiles] == ["proxy"]
+
+
+def test_every_problem_is_named_in_one_message_within_bounds() -> None:
+    from webhook.errors import MAX_MESSAGE_CHARS, Problems, problems_of
+
+    with pytest.raises(Problems) as info:
+        decide(make_pod({ann.DRAIN_SECONDS: "x", ann.WARMUP_SECONDS: "y", ann.PODINFO: "z"}), SHOP, CONFIG)
+    assert len(problems_of(info.value)) == 3
+    assert all(f"={value!r}" in str(info.value) for value in ("x", "y", "z"))
+    many = {ann.PREFIX + name: "v" * 200 for name in ("podinfo", "probes", "native-sidecar", "hold-application",
+                                                      "share-process-namespace", "drain-seconds", "warmup-seconds")}
+    with pytest.raises(Problems) as info:
+        decide(make_pod(many), SHOP, CONFIG)
+    message = str(info.value)
+    assert len(message) <= MAX_MESSAGE_CHARS and message.startswith("7 problems: ")
+    assert message.endswith(" more") and message.count("is invalid") < 7  # the rest are counted
+
+
+def test_an_unreadable_inject_switch_is_denied_with_the_other_problems() -> None:
+    from webhook.errors import Problems
+
+    with pytest.raises(Problems) as info:
+        decide(make_pod({ann.INJECT: "no", ann.PODINFO: "z"}), SHOP, CONFIG)
+    assert [e.annotation for e in info.value.errors] == [ann.INJECT, ann.PODINFO]
+
+
+def test_target_containers_must_be_the_pods() -> None:
+    pod = make_pod({ann.CONTAINERS: "app, app,"})
+    assert injected(pod).settings.target_containers == frozenset({"app"})
+    with pytest.raises(AnnotationError) as info:
+        decide(make_pod({ann.CONTAINERS: "app,worker"}), SHOP, CONFIG)
+    assert info.value.annotation == ann.CONTAINERS and "its containers: app" in str(info.value)
+    for bad in ("", " , ", "App", "a_b"):
+        with pytest.raises(AnnotationError):
+            decide(make_pod({ann.CONTAINERS: bad}), SHOP, CONFIG)

@@ -100,7 +100,7 @@ def pods(draw: Any) -> dict[str, Any]:
             st.sampled_from([
                 A + "profiles", A + "native-sidecar", A + "hold-application", A + "drain-seconds",
                 A + "share-process-namespace", A + "podinfo", A + "probes", A + "warmup-seconds",
-                A + "inject", "team/owner", "example.com/owner",
+                A + "inject", A + "containers", "team/owner", "example.com/owner",
             ]),
             st.just(""),
             max_size=5,
@@ -121,6 +121,8 @@ def pods(draw: Any) -> dict[str, Any]:
 def _annotation_values(key: str) -> st.SearchStrategy[str]:
     if key.endswith("seconds"):
         return st.integers(0, 600).map(str)
+    if key == A + "containers":
+        return st.lists(names, min_size=1, max_size=2).map(",".join)
     if key == A + "profiles":
         return st.lists(st.sampled_from(sorted(CONFIG.profiles)), min_size=1, max_size=3).map(",".join)
     if key.startswith(A):

@@ -8,10 +8,11 @@ annotation, the value and what is allowed, rather than guessing what the user me
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from webhook.errors import AnnotationError
+from webhook.errors import AnnotationError, combined
 
 PREFIX = "sidecar-injector.io/"
 
@@ -28,6 +29,7 @@ SHARE_PROCESS_NAMESPACE = PREFIX + "share-process-namespace"
 PODINFO = PREFIX + "podinfo"
 PROBES = PREFIX + "probes"
 WARMUP_SECONDS = PREFIX + "warmup-seconds"
+CONTAINERS = PREFIX + "containers"
 STATUS = PREFIX + "status"
 
 KNOWN = frozenset(
@@ -41,13 +43,29 @@ KNOWN = frozenset(
         PODINFO,
         PROBES,
         WARMUP_SECONDS,
+        CONTAINERS,
         STATUS,
     }
+)
+
+# Per-container overrides, keyed by the injected container's name: PREFIX + "<container>.<field>",
+# the field one of these or "env.<NAME>". Which of them a Pod may use is its profile's `overrides`.
+OVERRIDE_IMAGE = "image"
+OVERRIDE_RESOURCES = {
+    "cpu-request": ("requests", "cpu"),
+    "cpu-limit": ("limits", "cpu"),
+    "memory-request": ("requests", "memory"),
+    "memory-limit": ("limits", "memory"),
+}
+OVERRIDE_ENV = "env."
+_OVERRIDE_KEY = re.compile(
+    r"([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.(image|cpu-request|cpu-limit|memory-request|memory-limit|env\.[A-Za-z_][A-Za-z0-9_]*)"
 )
 
 MAX_SECONDS = 3600
 _BOOL_ALLOWED = "allowed values are true or false"
 _SECONDS_ALLOWED = f"allowed values are whole seconds from 0 to {MAX_SECONDS}"
+_CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _PROFILE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -64,6 +82,11 @@ class Overrides:
     podinfo: bool | None = None
     probes: bool | None = None
     warmup_seconds: int | None = None
+    # The application containers that get drains, probes and mounts (None: all of them).
+    targets: tuple[str, ...] | None = None
+    # (container, field, value) of every per-container override annotation, sorted; checked
+    # against the profiles' `overrides` once the profiles are known (webhook.sidecar_overrides).
+    per_container: tuple[tuple[str, str, str], ...] = ()
 
 
 NO_OVERRIDES = Overrides()
@@ -107,45 +130,79 @@ def parse_profiles(annotation: str, value: object, known: Mapping[str, object]) 
     return tuple(names)
 
 
+def parse_names(annotation: str, value: object) -> tuple[str, ...]:
+    """A comma list of container names (DNS labels), deduplicated in order; at least one."""
+    names = tuple(dict.fromkeys(part.strip() for part in str(value).split(",") if part.strip()))
+    bad = [name for name in names if not _CONTAINER_NAME.fullmatch(name)]
+    if not names or bad:
+        raise AnnotationError(annotation, str(value), "a comma list of container names such as app,worker")
+    return names
+
+
 def parse_overrides(
     annotations: Mapping[str, object], labels: Mapping[str, object], profiles: Mapping[str, object]
 ) -> Overrides:
-    """Read every annotation we own; the first invalid one raises AnnotationError.
+    """Read every annotation we own; raise an AnnotationError naming every invalid one."""
+    overrides, errors = read_overrides(annotations, labels, profiles)
+    if errors:
+        raise combined(list(errors))
+    return overrides
+
+
+def read_overrides(
+    annotations: Mapping[str, object], labels: Mapping[str, object], profiles: Mapping[str, object]
+) -> tuple[Overrides, list[AnnotationError]]:
+    """Read every annotation we own: the settings, and an error for each value we cannot read
+    (so a user fixes them all in one go; an invalid one counts as not set).
 
     The inject switch is honoured as a label too (the webhook's objectSelector uses the
     label); when both are present the annotation wins.
     """
     if INJECT not in labels and not any(key.startswith(PREFIX) for key in annotations):
-        return NO_OVERRIDES  # most Pods: nothing of ours to read
+        return NO_OVERRIDES, []  # most Pods: nothing of ours to read
+    errors: list[AnnotationError] = []
+
+    def read(name: str, parse: Callable[..., Any], source: Mapping[str, object], *args: Any) -> Any:
+        if name not in source:
+            return None
+        try:
+            return parse(name, source[name], *args)
+        except AnnotationError as error:
+            errors.append(error)
+            return None
+
     if INJECT in annotations:
-        inject: bool | None = parse_bool(INJECT, annotations[INJECT])
-    elif INJECT in labels:
-        inject = parse_bool(INJECT + " (label)", labels[INJECT])
+        inject: bool | None = read(INJECT, parse_bool, annotations)
     else:
-        inject = None
-
-    def get_bool(name: str) -> bool | None:
-        return parse_bool(name, annotations[name]) if name in annotations else None
-
-    def get_seconds(name: str) -> int | None:
-        return parse_seconds(name, annotations[name]) if name in annotations else None
-
-    return Overrides(
+        inject = read(INJECT + " (label)", parse_bool, {INJECT + " (label)": labels[INJECT]}) if INJECT in labels else None
+    overrides = Overrides(
         inject=inject,
-        profiles=parse_profiles(PROFILES, annotations[PROFILES], profiles) if PROFILES in annotations else None,
-        native_sidecar=get_bool(NATIVE_SIDECAR),
-        hold_application=get_bool(HOLD_APPLICATION),
-        drain_seconds=get_seconds(DRAIN_SECONDS),
-        share_process_namespace=get_bool(SHARE_PROCESS_NAMESPACE),
-        podinfo=get_bool(PODINFO),
-        probes=get_bool(PROBES),
-        warmup_seconds=get_seconds(WARMUP_SECONDS),
+        profiles=read(PROFILES, parse_profiles, annotations, profiles),
+        native_sidecar=read(NATIVE_SIDECAR, parse_bool, annotations),
+        hold_application=read(HOLD_APPLICATION, parse_bool, annotations),
+        drain_seconds=read(DRAIN_SECONDS, parse_seconds, annotations),
+        share_process_namespace=read(SHARE_PROCESS_NAMESPACE, parse_bool, annotations),
+        podinfo=read(PODINFO, parse_bool, annotations),
+        probes=read(PROBES, parse_bool, annotations),
+        warmup_seconds=read(WARMUP_SECONDS, parse_seconds, annotations),
+        targets=read(CONTAINERS, parse_names, annotations),
+        per_container=tuple(sorted(
+            (*found, str(value)) for key, value in annotations.items()
+            if key.startswith(PREFIX) and key not in KNOWN and (found := override_key(key)) is not None)),
     )
+    return overrides, errors
+
+
+def override_key(key: str) -> tuple[str, str] | None:
+    """(container, field) of a per-container override annotation, or None if the key is not one."""
+    match = _OVERRIDE_KEY.fullmatch(key[len(PREFIX):]) if key.startswith(PREFIX) else None
+    return (match.group(1), match.group(2)) if match else None
 
 
 def unknown_annotations(annotations: Mapping[str, object]) -> list[str]:
     """Our-prefixed keys we do not know: most likely typos worth a warning."""
-    return sorted(key for key in annotations if key.startswith(PREFIX) and key not in KNOWN)
+    return sorted(key for key in annotations
+                  if key.startswith(PREFIX) and key not in KNOWN and override_key(key) is None)
 
 
 def is_profile_name(name: str) -> bool:

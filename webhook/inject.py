@@ -48,13 +48,15 @@ class Injection:
 
 def configure_app_containers(builder: Builder) -> None:
     """Each application container's mounts, drain and probes (a sidecar already in the Pod,
-    legacy or added by hand, is not an application container)."""
+    legacy or added by hand, is not an application container; with target containers named,
+    only those are configured)."""
     settings = builder.settings
     app_mounts = builder.plan.app_mounts
     sidecar_names = builder.plan.sidecar_names
+    targets = settings.target_containers
     for index, original in enumerate(builder.app):
         name = original["name"]
-        if name in sidecar_names:
+        if name in sidecar_names or (targets is not None and name not in targets):
             continue
         if app_mounts:
             mount_app_volumes(builder, index, name, original, app_mounts)
@@ -69,8 +71,15 @@ def configure_pod(builder: Builder) -> None:
     raise_grace_period(builder)
 
 
-def status_record(builder: Builder, settings: Settings) -> Obj:
-    return {
+def status_record(builder: Builder, settings: Settings, created: list[str]) -> Obj:
+    """What was injected, as the status annotation records it (README: the status annotation).
+
+    The first fields are version 1's; the rest say what was added to what the Pod had, so
+    that uninject can take exactly that away, and are there only when something was: per
+    application container the mountPaths, env names, lifecycle hooks and probes added (and
+    the keys it did not have), the grace period before it was raised, and the spec keys and
+    lists that were created."""
+    status: Obj = {
         "version": 1,
         "profiles": [name for name, _ in settings.profiles],
         "native": settings.native,
@@ -79,6 +88,23 @@ def status_record(builder: Builder, settings: Settings) -> Obj:
         "volumes": builder.volumes_added,
         "configHash": settings.config_hash,
     }
+    if builder.app_added:
+        status["appContainers"] = builder.app_added
+    if builder.grace is not None:
+        status["terminationGracePeriodSeconds"] = {"original": builder.grace[0], "set": builder.grace[1]}
+    if builder.set_share_process_namespace:
+        status["shareProcessNamespace"] = True
+    if created:
+        status["created"] = created
+    return status
+
+
+def _created_metadata(pod: Mapping[str, Any]) -> list[str]:
+    """The metadata keys the status annotation will create: the Pod's annotations, its metadata."""
+    metadata = pod.get("metadata")
+    if not is_map(metadata):
+        return ["metadata", "metadata.annotations"]
+    return [] if is_map(metadata.get("annotations")) else ["metadata.annotations"]
 
 
 def inject(pod: Mapping[str, Any], settings: Settings, fresh_copies: bool = True) -> Injection:
@@ -99,7 +125,7 @@ def inject(pod: Mapping[str, Any], settings: Settings, fresh_copies: bool = True
     spec_ops = assemble(builder)
     new_pod = builder.pod
     changed = bool(spec_ops)
-    status = status_record(builder, settings)
+    status = status_record(builder, settings, [*builder.created, *_created_metadata(pod)] if changed else [])
     if not changed:
         return Injection(pod=dict(pod), changed=False, warnings=builder.warnings, status=status)
     text = orjson.dumps(status).decode()  # json.dumps' compact form, for ASCII (names are DNS labels)

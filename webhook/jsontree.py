@@ -62,3 +62,13 @@ class Template:
 
     def copy(self) -> Obj:
         return orjson.loads(self._blob) if self._blob is not None else copy_tree(self.value)
+
+
+def contains(actual: Any, expected: Any) -> bool:
+    """Whether ``actual`` holds all of ``expected``: every key of a mapping (more may be there,
+    such as the fields the API server defaults), lists item by item, other values equal."""
+    if is_map(expected):
+        return is_map(actual) and all(key in actual and contains(actual[key], value) for key, value in expected.items())
+    if type(expected) is list:
+        return type(actual) is list and len(actual) == len(expected) and all(map(contains, actual, expected))
+    return type(actual) is type(expected) and actual == expected

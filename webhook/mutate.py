@@ -16,11 +16,14 @@ import orjson
 import pybase64
 
 from webhook.config import Config
-from webhook.errors import Denied, LimitExceeded, ReviewError, shown
+from webhook.errors import Denied, LimitExceeded, ReviewError, clip, problems_of, shown
 from webhook.inject import inject
 from webhook.jsontree import is_map
 from webhook.patch import Op
 from webhook.policy import PodContext, decide, owner_kinds
+from webhook.repair import repair, restored_audit
+from webhook.shadow import summary as shadow_summary
+from webhook.uninject import read_status
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNING_CHARS = 119  # "under 120 characters": what kubectl prints on one line
@@ -32,7 +35,7 @@ class Outcome:
 
     review: dict[str, Any]
     uid: str
-    decision: str  # injected | skipped | denied | error
+    decision: str  # injected | skipped | denied | error | shadow
     reason: str
     message: str
     profiles: tuple[str, ...] = ()
@@ -43,12 +46,12 @@ class Outcome:
     namespace: str = ""
     name: str = ""
     operation: str = ""
+    problems: tuple[str, ...] = ()  # a denial's every reason, one message each (its message names them all)
 
 
 def clip_warning(text: str) -> str:
     """kubectl shows warnings one per line; the API server wants them short and printable."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
+    return clip(text, MAX_WARNING_CHARS)
 
 
 def parse_request(review: Any) -> tuple[str, Mapping[str, Any]]:
@@ -139,7 +142,7 @@ def review(body: Any, config: Config, fresh_copies: bool = True) -> Outcome:
 
 def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_copies: bool) -> Outcome:
     uid: str = request["uid"]
-    kind, namespace, name, operation = describe(request)
+    kind, namespace, name, operation = described = describe(request)
     pod = request.get("object")
 
     def skipped(reason: str, message: str, warnings: tuple[str, ...] | list[str] = ()) -> Outcome:
@@ -178,35 +181,62 @@ def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_
             "auditAnnotations": {"decision": "denied", "reason": message},
         }
         return Outcome(_response(api_version, uid, body), uid, "denied", error.reason, message,
-                       kind=kind, namespace=namespace, name=name, operation=operation)
+                       kind=kind, namespace=namespace, name=name, operation=operation, problems=problems_of(error))
+    if decision.reason == "already-injected":
+        fixed = repair(pod, context, config)
+        if not fixed.ops:
+            outcome = skipped(decision.reason, decision.message, [*decision.warnings, *fixed.warnings])
+            outcome.review["response"]["auditAnnotations"].update(restored_audit(fixed))
+            return outcome
+        assert fixed.pod is not None
+        profiles = tuple(str(name) for name in (read_status(pod) or {}).get("profiles") or ())
+        audit = {"decision": "injected", "reason": "repaired", **restored_audit(fixed)}
+        return _patched(api_version, uid, described, fixed.ops, fixed.pod, fixed.warnings, audit, config, "repaired",
+                        f"added again what another webhook removed: {', '.join(fixed.restored)}", profiles)
+    if decision.reason == "shadow" and decision.shadow is not None:
+        # Decided in full, patched not at all, and no warning reaches the user (webhook.shadow).
+        audit = {"decision": "shadow", "profiles": ",".join(decision.shadow.profiles),
+                 "shadow": shadow_summary(pod, decision.shadow)}
+        return Outcome(_response(api_version, uid, {"allowed": True, "auditAnnotations": audit}), uid, "shadow",
+                       "shadow", decision.message, decision.shadow.profiles, kind=kind, namespace=namespace,
+                       name=name, operation=operation)
     if not decision.inject or decision.settings is None:
         return skipped(decision.reason, decision.message, decision.warnings)
 
     result = inject(pod, decision.settings, fresh_copies)
     warnings = [*decision.warnings, *result.warnings]
     profiles = tuple(name for name, _ in decision.settings.profiles)
+    shadowed = {"shadow": shadow_summary(pod, decision.shadow, result.status)} if decision.shadow else {}
     if not result.changed:
-        return skipped("nothing-to-add", "injection would add nothing: everything is already there", warnings)
+        outcome = skipped("nothing-to-add", "injection would add nothing: everything is already there", warnings)
+        outcome.review["response"]["auditAnnotations"].update(shadowed)
+        return outcome
 
-    ops = result.ops
+    added = result.status["initContainers"] + result.status["containers"]
+    audit = {"decision": "injected", "profiles": ",".join(profiles), "containers": ",".join(added) or "none",
+             **shadowed}
+    return _patched(api_version, uid, described, result.ops, result.pod, warnings, audit, config, "injected",
+                    decision.message, profiles)
+
+
+def _patched(api_version: str, uid: str, described: tuple[str, str, str, str], ops: list[Op], pod: dict[str, Any],
+             warnings: list[str], audit: dict[str, str], config: Config, reason: str, message: str,
+             profiles: tuple[str, ...]) -> Outcome:
+    """The allowed answer that carries a patch, bounded by ``limits.maxPatchBytes``."""
     patch = orjson.dumps(ops)
     if len(patch) > config.limits.maxPatchBytes:
         raise LimitExceeded(
             "patch-too-large", f"the patch would be {len(patch)} bytes, over the limit of {config.limits.maxPatchBytes}"
         )
     clipped = [clip_warning(w) for w in warnings]
-    added = result.status["initContainers"] + result.status["containers"]
-    body = {
+    body: dict[str, Any] = {
         "allowed": True,
         "patchType": "JSONPatch",
         "patch": pybase64.b64encode_as_string(patch),  # SIMD: binascii took 4 us of a review
-        "auditAnnotations": {
-            "decision": "injected",
-            "profiles": ",".join(profiles),
-            "containers": ",".join(added) or "none",
-        },
+        "auditAnnotations": audit,
     }
     if clipped:
         body["warnings"] = clipped
-    return Outcome(_response(api_version, uid, body), uid, "injected", "injected", decision.message, profiles,
-                   clipped, ops, result.pod, kind=kind, namespace=namespace, name=name, operation=operation)
+    kind, namespace, name, operation = described
+    return Outcome(_response(api_version, uid, body), uid, "injected", reason, message, profiles,
+                   clipped, ops, pod, kind=kind, namespace=namespace, name=name, operation=operation)

@@ -14,6 +14,8 @@ from typing import Any
 from webhook.config import PodInfo, Profile
 from webhook.jsontree import Template, copy_tree, is_map
 from webhook.policy import Settings
+from webhook.sidecar_overrides import ContainerOverride
+from webhook.sidecar_overrides import apply as apply_override
 
 Obj = dict[str, Any]
 
@@ -83,14 +85,15 @@ class Plan:
         self.init: list[tuple[str, Profile, Template]] = []  # (profile name, profile, prepared container)
         # (profile name, profile, prepared container, warnings its preparation gave)
         self.sidecars: list[tuple[str, Profile, Template, tuple[str, ...]]] = []
+        overrides = {override.container: override for override in settings.container_overrides}
         for profile_name, profile in settings.profiles:
             for container in profile.initContainers:
-                prepared = copy_tree(container)
+                prepared = overridden(container, overrides)
                 add_mounts(prepared, profile.volumeMounts.get(prepared["name"], []))
                 self.init.append((profile_name, profile, Template(prepared)))
         for profile_name, profile in settings.profiles:
             for container in profile.containers:
-                prepared = copy_tree(container)
+                prepared = overridden(container, overrides)
                 add_mounts(prepared, profile.volumeMounts.get(prepared["name"], []))
                 warnings = prepare_sidecar(prepared, profile_name, profile, settings)
                 self.sidecars.append((profile_name, profile, Template(prepared), tuple(warnings)))
@@ -110,6 +113,15 @@ class Plan:
         self.readiness = probes.readiness.model_dump(exclude_defaults=False) if probes is not None else None
         self.liveness = (probes.liveness.model_dump()
                          if probes is not None and probes.liveness is not None else None)
+
+
+def overridden(container: Obj, overrides: Mapping[str, ContainerOverride]) -> Obj:
+    """A copy of a profile's container with what the Pod's annotations set in it."""
+    prepared: Obj = copy_tree(container)
+    override = overrides.get(prepared["name"])
+    if override is not None:
+        apply_override(prepared, override)
+    return prepared
 
 
 def plan_for(settings: Settings) -> Plan:

@@ -13,9 +13,20 @@ from typing import Any
 
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, Profile
-from webhook.errors import LimitExceeded, ProfileNotAllowed, RequesterNotAllowed, RunToCompletionDenied, shown
+from webhook.errors import (
+    AnnotationError,
+    Denied,
+    LimitExceeded,
+    ProfileNotAllowed,
+    RequesterNotAllowed,
+    RunToCompletionDenied,
+    combined,
+    shown,
+)
 from webhook.jsontree import is_map
 from webhook.pod_shape import shape_problem
+from webhook.sidecar_overrides import ContainerOverride, grouped
+from webhook.sidecar_overrides import check as check_overrides
 
 # Kinds whose Pods run to completion: a legacy sidecar would keep them running forever.
 RUN_TO_COMPLETION_OWNERS = frozenset({"Job"})
@@ -48,9 +59,21 @@ class Settings:
     shutdown_seconds: int
     sleep_action: bool
     config_hash: str
+    container_overrides: tuple[ContainerOverride, ...] = ()  # what the Pod's annotations set in injected containers
+    target_containers: frozenset[str] | None = None  # application containers configured (None: all)
     # inject()'s per-settings plan (what depends on these settings alone), built on first use:
     # resolve() hands out the same Settings object for the same question.
     plan_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """What the Pod's profiles in shadow mode would do: the settings with them (the normal ones
+    too), or the denial they would give; only summarised, never patched."""
+
+    profiles: tuple[str, ...]
+    settings: Settings | None = None
+    denial: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +85,7 @@ class Decision:
     message: str
     settings: Settings | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    shadow: Shadow | None = None
 
 
 def _metadata(pod: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
@@ -118,11 +142,12 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         return Decision(False, "already-injected", message, warnings=(f"already injected: {message}",))
     # Opt-out is read before anything else so an opted-out Pod is never denied over its
     # other annotations; the annotation wins over the label.
-    if ann.INJECT in annotations:
-        if ann.parse_bool(ann.INJECT, annotations[ann.INJECT]) is False:
-            return skip("opted-out", f"the Pod sets annotation {ann.INJECT}: \"false\"")
-    elif ann.INJECT in labels and ann.parse_bool(ann.INJECT + " (label)", labels[ann.INJECT]) is False:
-        return skip("opted-out", f"the Pod has label {ann.INJECT}: \"false\"")
+    overrides, problems = ann.read_overrides(annotations, labels, config.profiles)
+    if overrides.inject is False:
+        where = "sets annotation" if ann.INJECT in annotations else "has label"
+        return skip("opted-out", f"the Pod {where} {ann.INJECT}: \"false\"")
+    if problems and overrides.inject is None and (ann.INJECT in annotations or ann.INJECT in labels):
+        raise combined(problems)  # the switch itself is unreadable: denied before anything else
 
     if config.requesters.enabled and context.username is not None:
         if not config.requesters.permits(context.username, list(context.groups)):
@@ -137,7 +162,9 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
             "too-many-containers", f"the Pod has {containers} containers, over the limit of {config.limits.maxContainers}"
         )
 
-    overrides = ann.parse_overrides(annotations, labels, config.profiles)
+    if problems:
+        readable = _profiles_if_readable(overrides, context, config)
+        return _refused(combined([*problems, *_selection_problems(overrides, readable, pod)]), readable)
     warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
 
     spec = pod.get("spec") if is_map(pod.get("spec")) else {}
@@ -149,7 +176,9 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         names = overrides.profiles
         for name in names:
             if not config.profiles[name].namespaces.permits(context.namespace):
-                raise ProfileNotAllowed(f"profile {name} may not be used in namespace {shown(context.namespace, quote=False) or '(none)'}")
+                return _refused(ProfileNotAllowed(f"profile {name} may not be used in namespace "
+                                                  f"{shown(context.namespace, quote=False) or '(none)'}"),
+                                tuple((n, config.profiles[n]) for n in names))
     else:
         names = tuple(n for n in config.defaultProfiles if config.profiles[n].namespaces.permits(context.namespace))
         warnings += [
@@ -165,15 +194,31 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         )
         return skip("no-profiles", message, *warnings)
     profiles = tuple((name, config.profiles[name]) for name in names)
+    if problems := _selection_problems(overrides, profiles, pod):
+        return _refused(combined(problems), profiles)
     if overrides.native_sidecar is not False and not config.kube_version.native_sidecars \
             and runs_to_completion(pod, context):
-        profiles, left_out = completing_profiles(profiles, str(config.kube_version))
-        if not profiles:
+        try:
+            kept, left_out = completing_profiles(profiles, str(config.kube_version))
+        except RunToCompletionDenied as error:
+            return _refused(error, profiles)
+        if not kept:
             return skip("run-to-completion", f"a legacy sidecar would keep this run-to-completion Pod from completing "
                                              f"(no native sidecars on {config.kube_version})", *warnings)
         warnings += left_out
+        profiles = kept
         names = tuple(name for name, _ in profiles)
     settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
+    shadowed = tuple(name for name, profile in profiles if profile.mode == "shadow")
+    if shadowed:  # decided in full with them; injected without them
+        shadow = Shadow(shadowed, settings)
+        active = tuple((name, profile) for name, profile in profiles if profile.mode != "shadow")
+        if not active:
+            return Decision(False, "shadow", f"profiles {', '.join(shadowed)} are in shadow mode", shadow=shadow)
+        settings, setting_warnings = resolve(active, overrides, pod, context, config)
+        names = tuple(name for name, _ in active)
+        return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings,
+                        (*warnings, *setting_warnings), shadow)
     return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings, (*warnings, *setting_warnings))
 
 
@@ -199,6 +244,37 @@ def completing_profiles(profiles: tuple[tuple[str, Profile], ...],
         else:
             warnings.append(f"profile {name} left out: a legacy sidecar would keep this run-to-completion Pod running")
     return tuple(kept), warnings
+
+
+def _refused(error: Denied, profiles: tuple[tuple[str, Profile], ...]) -> Decision:
+    """Raise the denial; but a Pod whose profiles are all in shadow mode is only told what they
+    would do (its denial included), so rolling a profile out in shadow refuses no Pod."""
+    if not profiles or any(profile.mode != "shadow" for _, profile in profiles):
+        raise error
+    names = tuple(name for name, _ in profiles)
+    return Decision(False, "shadow", f"profiles {', '.join(names)} are in shadow mode",
+                    shadow=Shadow(names, denial=str(error)))
+
+
+def _profiles_if_readable(overrides: ann.Overrides, context: PodContext, config: Config) -> tuple[tuple[str, Profile], ...]:
+    """The profiles a Pod with unreadable annotations would get, to name its other problems too."""
+    names = overrides.profiles if overrides.profiles is not None else tuple(
+        n for n in config.defaultProfiles if config.profiles[n].namespaces.permits(context.namespace))
+    return tuple((name, config.profiles[name]) for name in names)
+
+
+def _selection_problems(overrides: ann.Overrides, profiles: tuple[tuple[str, Profile], ...],
+                        pod: Mapping[str, Any]) -> list[AnnotationError]:
+    """What the Pod asks of the chosen profiles' containers that they do not allow, and target
+    containers it does not have."""
+    problems = check_overrides(overrides.per_container, profiles) if overrides.per_container else []
+    if overrides.targets is not None:
+        have = [c.get("name") for c in spec_list(pod, "containers")]
+        if unknown := [name for name in overrides.targets if name not in have]:
+            problems.append(AnnotationError(ann.CONTAINERS, ",".join(overrides.targets),
+                                            f"the Pod has no container {', '.join(unknown)}; "
+                                            f"its containers: {', '.join(map(str, have))}"))
+    return problems
 
 
 def _first(override: Any, default: Any) -> Any:
@@ -277,5 +353,7 @@ def _resolve(
         shutdown_seconds=max(p.sidecarShutdownSeconds for p in values),
         sleep_action=version.sleep_action,
         config_hash=config.config_hash,
+        container_overrides=grouped(overrides.per_container),
+        target_containers=frozenset(overrides.targets) if overrides.targets is not None else None,
     )
     return settings, tuple(warnings)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from cryptography import x509
 
 from webhook.tools.cli import build_parser, main
 
-from conftest import make_certs, run_cli
+from conftest import REPO, make_certs, run_cli
 
 SERVE_ENV_VARS = [
     "SIDECAR_INJECTOR_HOST",
@@ -112,3 +116,39 @@ def test_manifests_without_certificates_is_a_one_line_error(tmp_path: Path,
     assert main(["manifests", "--cert-dir", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ca.crt" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"sidecar-injector {version('sidecar-injector')}\n"
+
+
+def test_the_kubectl_plugin_is_the_same_command() -> None:
+    import tomllib
+    from importlib.metadata import entry_points
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["kubectl-sidecar_injector"] == scripts["sidecar-injector"] == "webhook.tools.cli:main"
+    installed = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert installed.get("kubectl-sidecar_injector") == "webhook.tools.cli:main"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
+def test_kubectl_runs_the_plugin(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    bin_dir = Path(sys.executable).parent
+    plugin = bin_dir / "kubectl-sidecar_injector"
+    if not plugin.exists():
+        pytest.skip(f"{plugin} is not installed (pip install the package)")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "KUBECONFIG": str(tmp_path / "none")}
+    done = subprocess.run(["kubectl", "sidecar-injector", "--version"], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, f"sidecar-injector {version('sidecar-injector')}\n"), done.stderr
+    pod = tmp_path / "pod.yaml"
+    pod.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: app, image: nginx}]}\n")
+    done = subprocess.run(["kubectl", "sidecar-injector", "inject", "-f", str(pod)], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0 and "sidecar-injector.io/status" in done.stdout, done.stderr

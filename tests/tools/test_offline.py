@@ -290,6 +290,17 @@ def test_explain_text_answers_why() -> None:
     assert note.startswith("note: these answers assume the namespace is labelled sidecar-injector.io/inject=enabled")
 
 
+def test_explain_names_every_problem() -> None:
+    docs = [_workload("Pod", "bad", _template({"sidecar-injector.io/drain-seconds": "abc",
+                                               "sidecar-injector.io/podinfo": "maybe"}))]
+    block = explain_documents(docs, EXAMPLE).split("\n\n")[0].splitlines()
+    assert block[0] == "Pod/bad (namespace default): denied — 2 problems"
+    assert block[1].startswith("  problem: annotation sidecar-injector.io/drain-seconds='abc' is invalid")
+    assert block[2].startswith("  problem: annotation sidecar-injector.io/podinfo='maybe' is invalid")
+    data = json.loads(explain_documents(docs, EXAMPLE, fmt="json"))["templates"][0]
+    assert len(data["problems"]) == 2 and data["message"].startswith("2 problems: ")
+
+
 def test_explain_json_for_machines() -> None:
     data = json.loads(explain_documents(_explain_docs(), EXAMPLE, fmt="json"))
     templates = data["templates"]

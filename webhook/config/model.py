@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from webhook.annotations import is_profile_name
 from webhook.config.container_checks import K8sObject, check_containers, check_objects, is_dns_label
@@ -92,6 +92,35 @@ class Namespaces(_Strict):
         return not self.allow or any(fnmatchcase(namespace, pattern) for pattern in self.allow)
 
 
+def _quantity(value: Any) -> str:
+    from webhook.quantity import parse
+
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+    parse(text)  # ValueError names the value and the grammar
+    return str(text)
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+
+
+class ResourceOverrides(_Strict):
+    """How far a Pod may set its sidecars' requests and limits: only the resources named here,
+    each up to its maximum."""
+
+    max: dict[Literal["cpu", "memory"], Quantity] = {}
+
+
+class OverridePolicy(_Strict):
+    """What a profile's Pods may change in its containers by annotation; by default nothing.
+
+    An image outside the patterns is how a user would give a privileged sidecar's identity
+    (its token, its mounts) to their own code, so images are shell patterns to match."""
+
+    images: list[Annotated[str, Field(min_length=1)]] = []
+    resources: ResourceOverrides | None = None
+    env: list[Annotated[str, Field(min_length=1)]] = []
+
+
 class Profile(_Strict):
     """One named set of sidecars plus the Pod settings that go with them."""
 
@@ -117,6 +146,9 @@ class Profile(_Strict):
     # skip: leave this profile out, with a warning; inject: inject anyway, with a warning;
     # deny: refuse the Pod (a sidecar no Pod may run without).
     runToCompletion: Literal["skip", "inject", "deny"] = "skip"
+    overrides: OverridePolicy = OverridePolicy()
+    # shadow: decided in full, patched not at all; the audit annotation `shadow` says what it would add.
+    mode: Literal["inject", "shadow"] = "inject"
 
     @field_validator("containers", "initContainers")
     @classmethod

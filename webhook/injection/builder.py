@@ -45,6 +45,12 @@ class Builder:
         self.volumes_added: list[str] = []
         self.pod_level_warned = False
         self.exec_sleepers: list[str] = []  # containers whose drain needs a sleep binary
+        # What was added to the Pod's own containers and spec, for the status (uninject reads it):
+        # per application container, kind (volumeMounts, env, lifecycle, probes, created) -> items.
+        self.app_added: dict[str, dict[str, list[str]]] = {}
+        self.created: list[str] = []  # spec lists that the Pod did not have (spec.volumes...)
+        self.grace: tuple[int | None, int] | None = None  # (the Pod's own, or None: unset; what we set)
+        self.set_share_process_namespace = False
         # Ops by where they apply; ``assemble()`` puts them in an order that applies.
         self.app_ops: list[Op] = []  # on application containers, at their index after the legacy sidecars
         self.spec_ops: list[Op] = []
@@ -62,6 +68,14 @@ class Builder:
             container = dict(container)
             self.app[index] = container
         return container
+
+    def added_to(self, name: str, kind: str, items: list[str], created: str | None = None) -> None:
+        """Record what was added to the Pod's own container ``name``: ``items`` of ``kind``, and the
+        key ``created`` when the container did not have it before."""
+        record = self.app_added.setdefault(name, {})
+        record.setdefault(kind, []).extend(items)
+        if created is not None:
+            record.setdefault("created", []).append(created)
 
     def app_path(self, index: int, below: str) -> str:
         """The JSON Pointer of ``below`` in the application container at ``index``, in the new Pod."""

@@ -85,6 +85,8 @@ def assemble(builder: Builder) -> list[Op]:
     if front:
         spec["initContainers"] = front + builder.own_init
         had_list = isinstance(builder.original_spec.get("initContainers"), list)
+        if not had_list:
+            builder.created.append("spec.initContainers")
         ops.extend(grown("/spec/initContainers", had_list, 0, front, spec["initContainers"]))
     spec["containers"] = legacy + builder.app if legacy else builder.app
     ops.extend(grown("/spec/containers", True, 0, legacy, spec["containers"]))

@@ -63,6 +63,7 @@ def drain(builder: Builder, index: int, name: str) -> None:
     new_lifecycle = dict(lifecycle) if has_lifecycle else {}
     new_lifecycle["preStop"] = sleep(builder, name, builder.settings.drain_seconds)
     container["lifecycle"] = new_lifecycle
+    builder.added_to(name, "lifecycle", ["preStop"], None if has_lifecycle else "lifecycle")
     builder.app_ops.append(add(builder.app_path(index, "/lifecycle/preStop"), new_lifecycle["preStop"])
                            if has_lifecycle else add(builder.app_path(index, "/lifecycle"), new_lifecycle))
 
@@ -80,6 +81,9 @@ def raise_grace_period(builder: Builder) -> None:
     effective = current if isinstance(current, int) and not isinstance(current, bool) else DEFAULT_GRACE_SECONDS
     if required > effective:
         spec["terminationGracePeriodSeconds"] = required
+        builder.grace = (current, required)
+        if "terminationGracePeriodSeconds" not in builder.original_spec:
+            builder.created.append("spec.terminationGracePeriodSeconds")
         builder.spec_ops.append({"op": "replace" if "terminationGracePeriodSeconds" in builder.original_spec else "add",
                                  "path": "/spec/terminationGracePeriodSeconds", "value": required})
         if current is not None:

@@ -38,6 +38,7 @@ def add_probes(builder: Builder, index: int, name: str) -> None:
             wanted["startupProbe"] = probe
     if wanted:
         builder.app_container(index).update(wanted)
+        builder.added_to(name, "probes", list(wanted))
         builder.app_ops.extend(add(builder.app_path(index, f"/{key}"), value) for key, value in wanted.items())
 
 

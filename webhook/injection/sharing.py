@@ -33,6 +33,8 @@ def add_volumes(builder: Builder) -> None:
     if added:
         builder.spec["volumes"] = existing + added
         had_list = isinstance(builder.original_spec.get("volumes"), list)
+        if not had_list:
+            builder.created.append("spec.volumes")
         builder.spec_ops.extend(grown("/spec/volumes", had_list, len(existing), added, builder.spec["volumes"]))
 
 
@@ -43,6 +45,8 @@ def mount_app_volumes(builder: Builder, index: int, name: str, container: Mappin
     added, skipped = split_mounts(container, mounts)
     if added:
         _add_app_mounts(builder, index, [dict(m) for m in added] if builder.fresh_copies else added)
+        builder.added_to(name, "volumeMounts", [m["mountPath"] for m in added],
+                         None if isinstance(container.get("volumeMounts"), list) else "volumeMounts")
     for mount in skipped:
         builder.warnings.append(
             f"container {name}: {mount['mountPath']} already mounted, {mount['name']} not mounted there"
@@ -66,6 +70,7 @@ def share_process_namespace(builder: Builder) -> None:
         builder.warnings.append("shareProcessNamespace not set: the Pod uses hostPID, which forbids it")
     elif "shareProcessNamespace" not in spec:
         spec["shareProcessNamespace"] = True
+        builder.set_share_process_namespace = True
         builder.spec_ops.append(add("/spec/shareProcessNamespace", True))
     elif spec["shareProcessNamespace"] is not True:
         builder.warnings.append("the Pod sets shareProcessNamespace: false; left as it is")

@@ -33,7 +33,7 @@ class Reply:
 
     status: int
     body: bytes
-    decision: str  # injected | skipped | denied | error
+    decision: str  # injected | skipped | denied | error | shadow
     reason: str
     outcome: Outcome | None = None
     error: str | None = None

@@ -66,7 +66,7 @@ def create_metrics(multiproc_dir: str | None = None) -> Metrics:
         registry=registry,
         reviews=Counter(
             "sidecar_injector_reviews",
-            "AdmissionReviews answered, by decision (injected, skipped, denied, error) and reason.",
+            "AdmissionReviews answered, by decision (injected, skipped, denied, error, shadow) and reason.",
             ("decision", "reason"),
             registry=registry,
         ),

@@ -52,7 +52,7 @@ IDLE_AFTER = 256  # lookups missed in a row before the cache idles
 SAMPLE_EVERY = 8  # while idle, one review in this many is looked up
 
 Key = tuple[int, int]
-CACHEABLE = frozenset({"injected", "skipped", "denied"})
+CACHEABLE = frozenset({"injected", "skipped", "denied", "shadow"})
 
 
 def _keyed_blake2b() -> Callable[[bytes], int]:

@@ -22,7 +22,8 @@ and answered, where the whole parse refused it with a 400. Numbers and text the 
 are typed so that whatever orjson would read otherwise (an integer beyond 64 bits becomes a
 float there) goes to the whole parse; a review of the projection that still ends in an
 internal error is answered from the whole body (``answers.answer``). Adding a field the review
-reads means adding it here.
+reads means adding it here. A Pod that carries our status annotation (a reinvocation, rare)
+is parsed whole: repair compares the containers and volumes injection added, whole.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from __future__ import annotations
 from typing import Annotated, Any, TypedDict
 
 import msgspec
+
+from webhook.annotations import STATUS
 
 # A number the review reads must be one orjson reads the same: the whole parse turns an
 # integer beyond 64 bits into a float, msgspec keeps it exact. Past int64 (msgspec's bounds
@@ -149,6 +152,10 @@ def decode_review(raw: bytes) -> dict[str, Any] | None:
         except UnicodeDecodeError:
             return None
     try:
-        return _DECODER.decode(raw)  # type: ignore[no-any-return]
+        review: dict[str, Any] = _DECODER.decode(raw)
     except (msgspec.MsgspecError, ValueError, RecursionError):  # ValueError: a UnicodeDecodeError
         return None
+    annotations = review.get("request", {}).get("object", {}).get("metadata", {}).get("annotations")
+    if type(annotations) is dict and STATUS in annotations:
+        return None  # a reinvocation: repair compares our containers whole (webhook.repair)
+    return review

@@ -1,4 +1,4 @@
-"""Command line: serve | certs | manifests | replay | inject | explain.
+"""Command line: serve | certs | manifests | replay | inject | uninject | explain.
 
 This module is the command line's surface: every command, flag and environment variable,
 and ``main``, which parses and dispatches to ``webhook.tools.commands``. Every `serve` option
@@ -121,10 +121,22 @@ def _serve_parser(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -
                        help="same as --review-cache 0")
 
 
+def version() -> str:
+    """The installed package's version (a checkout run without installing says so)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("sidecar-injector")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(prog=PROG, description="Kubernetes mutating admission webhook that injects "
                                      "sidecars, start/stop order, probes and pod info into Pods.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub, environ)
 
@@ -162,7 +174,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
 
 
 def _offline_options(parser: argparse.ArgumentParser) -> None:
-    """What `inject` and `explain` share: the manifests, and the config the webhook would use."""
+    """What `inject`, `uninject` and `explain` share: the manifests, and the config the webhook would use."""
     parser.add_argument("-f", "--filename", required=True, metavar="FILE",
                         help="manifests to read, YAML (multi-document) or JSON; - reads stdin")
     parser.add_argument("--config", type=Path, metavar="FILE",
@@ -182,6 +194,15 @@ def _offline_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     _offline_options(inject)
     inject.add_argument("--explain", action="store_true",
                         help="also print the explanation of each decision (as `explain` does) to stderr")
+    uninject = sub.add_parser("uninject", help="take injection out of the Pod templates of manifests "
+                              "(like istioctl x kube-uninject)",
+                              description="Write the manifests with what injection added to each Pod template "
+                              "taken away, by what its sidecar-injector.io/status annotation records: sidecars, init "
+                              "containers, volumes, what was added to the application containers (mounts, hooks, "
+                              "probes), the grace period as it was, the status itself. Templates without it are "
+                              "written unchanged. With the config that injected them (--config), what was changed "
+                              "since is left in place; warnings go to stderr as KIND/NAME: TEXT.")
+    _offline_options(uninject)
     explain = sub.add_parser("explain", help="say why each Pod template would (not) be injected, and what it gets",
                              description="For each Pod template: the decision and its reason, the warnings, and "
                              "what injection adds (sidecars, init containers, volumes, drain, grace period).")

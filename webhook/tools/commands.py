@@ -1,4 +1,4 @@
-"""What each command does: serve, certs, manifests, replay, inject, explain.
+"""What each command does: serve, certs, manifests, replay, inject, uninject, explain.
 
 The flags and environment variables are ``webhook.tools.cli``'s; each command here gets the
 parsed arguments and returns the exit code, and imports what only it needs when it runs.
@@ -204,6 +204,22 @@ def cmd_inject(args: argparse.Namespace) -> int:
     return 1 if result.denied else 0
 
 
+def cmd_uninject(args: argparse.Namespace) -> int:
+    from webhook.tools.documents import dump_documents
+    from webhook.tools.offline import uninject_documents
+
+    loaded = _offline_input(args)
+    if isinstance(loaded, int):
+        return loaded
+    docs, fmt, config = loaded
+    documents, reports = uninject_documents(docs, config, args.namespace)
+    sys.stdout.write(dump_documents(documents, fmt))
+    for report in reports:
+        for warning in report.warnings:
+            print(f"{report.workload}: {warning}", file=sys.stderr)
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from webhook.tools.explain import explain_documents
 
@@ -216,4 +232,4 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "certs": cmd_certs, "manifests": cmd_manifests, "replay": cmd_replay,
-            "inject": cmd_inject, "explain": cmd_explain}
+            "inject": cmd_inject, "uninject": cmd_uninject, "explain": cmd_explain}

@@ -43,7 +43,10 @@ def _summary_lines(added: Additions) -> list[str]:
 def explain_report(report: TemplateReport) -> str:
     """One block: `Kind/name (namespace ns): decision — why`, the warnings, then what is added."""
     detail = f"profiles {', '.join(report.profiles)}" if report.decision == "injected" else report.message
+    if len(report.problems) > 1:
+        detail = f"{len(report.problems)} problems"
     lines = [f"{report.workload} (namespace {report.namespace}): {report.decision} — {detail}"]
+    lines += [f"  problem: {problem}" for problem in report.problems if len(report.problems) > 1]
     lines += [f"  warning: {warning}" for warning in report.warnings]
     if report.added is not None:
         lines += [f"  {line}" for line in _summary_lines(report.added)]

@@ -17,7 +17,9 @@ from typing import Any
 
 from webhook.config import Config, override
 from webhook.mutate import Outcome, clip_warning, review
+from webhook.policy import PodContext, owner_kinds
 from webhook.tools.additions import Additions, additions
+from webhook.uninject import read_status, reinjected, uninject
 from webhook.workloads import Path, PodTemplateRef, iter_pod_templates, replace_template
 
 DEFAULT_NAMESPACE = "default"
@@ -60,6 +62,8 @@ class TemplateReport:
     profiles: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     added: Additions | None = None
+    problems: tuple[str, ...] = ()
+    """A denial's every reason, one message each."""
 
     @property
     def workload(self) -> str:
@@ -162,4 +166,50 @@ def _report(index: int, ref: PodTemplateRef, namespace: str, outcome: Outcome, a
     warnings = tuple(w for w in outcome.warnings if w not in said)
     allowed = outcome.review["response"]["allowed"] is True
     return TemplateReport(index, ref.kind, _display_name(ref), namespace, ref.path, outcome.decision,
-                          outcome.reason, outcome.message, allowed, outcome.profiles, warnings, added)
+                          outcome.reason, outcome.message, allowed, outcome.profiles, warnings, added,
+                          outcome.problems)
+
+
+@dataclass(frozen=True)
+class UninjectReport:
+    """What uninject did to one Pod template: whether it carried our status, and what it left."""
+
+    document: int
+    kind: str
+    name: str
+    changed: bool
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def workload(self) -> str:
+        return f"{self.kind}/{self.name or '(unnamed)'}"
+
+
+def created(pod: Mapping[str, Any]) -> list[str]:
+    """What the status annotation says injection created (metadata.annotations, spec lists)."""
+    status = read_status(pod)
+    return list(status.get("created") or ()) if status is not None else []
+
+
+def uninject_documents(docs: list[Any], config: Config,
+                       namespace: str = DEFAULT_NAMESPACE) -> tuple[list[Any], list[UninjectReport]]:
+    """Take injection out of every Pod template that carries our status, by what it records.
+
+    What someone changed since is left in place with a warning when ``config`` is the one that
+    injected it (the status's config hash); else every recorded piece is taken away by name."""
+    out: list[Any] = []
+    reports: list[UninjectReport] = []
+    for index, doc in enumerate(docs):
+        result = doc
+        for ref in list(iter_pod_templates(doc)):
+            pod = _pod_for(ref)
+            context = PodContext(namespace=ref.namespace or namespace, owner_kinds=owner_kinds(pod))
+            undone = uninject(pod, reinjected(pod, context, config))
+            if undone.changed:
+                template = _template_from(ref, undone.pod)
+                if ref.kind != "Pod" and template.get("metadata") == {} and "metadata.annotations" in created(pod):
+                    del template["metadata"]  # the review's Pod had metadata only for its ownerReference
+                result = replace_template(result, ref.path, template)
+            reports.append(UninjectReport(index, ref.kind, _display_name(ref), undone.changed, tuple(undone.warnings)))
+        out.append(result)
+    return out, reports

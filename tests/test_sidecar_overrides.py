@@ -1,0 +1,113 @@
+"""webhook/sidecar_overrides.py: per-container overrides by annotation, as far as the profile allows.
+
+Property: for any mix of override annotations, the Pod is either denied, with a message naming
+every refused annotation with its value, or injected with exactly those values in the sidecar,
+its request <= limit <= the profile's maximum, and the patched Pod passes the API server's rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from webhook.config import load_config_file, parse_config
+from webhook.mutate import review
+from webhook.quantity import parse
+
+from engine_support import BASE_CONFIG, apply, decoded_patch, pod_review
+from k8s_checks import pod_errors
+
+CONFIG = load_config_file(BASE_CONFIG)
+A = "sidecar-injector.io/"
+MAX = {"cpu": parse("2"), "memory": parse("1Gi")}
+
+
+def pod(annotations: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}
+
+
+def sidecar(outcome: Any) -> dict[str, Any]:
+    return next(c for c in outcome.patched_pod["spec"]["initContainers"] if c["name"] == "proxy")
+
+
+quantities = st.one_of(
+    st.sampled_from(["100m", "250m", "1", "1500m", "2", "3", "64Mi", "512Mi", "1Gi", "2Gi", "1.5.5", "-1", "1e", "Mi"]),
+    st.builds(lambda n, unit: f"{n}{unit}", st.integers(0, 3000), st.sampled_from(["m", "", "Mi", "Ki", "k", "G"])),
+)
+fields = {
+    "proxy.cpu-request": quantities, "proxy.cpu-limit": quantities,
+    "proxy.memory-request": quantities, "proxy.memory-limit": quantities,
+    "proxy.image": st.sampled_from(["envoyproxy/envoy:v1.32.1", "envoyproxy/envoy:v1.30.0", "evil.example.com/x:1",
+                                    "envoyproxy/envoy:v1.29.0", "envoyproxy/envoy:v1.3 "]),
+    "proxy.env.LOG_LEVEL": st.sampled_from(["debug", "info", ""]),
+    "proxy.env.HTTP_PROXY": st.just("http://proxy:3128"),
+}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(sorted(fields)), st.none(), min_size=1, max_size=5).flatmap(
+    lambda keys: st.fixed_dictionaries({key: fields[key] for key in keys})))
+def test_overrides_are_applied_within_the_profile_or_denied_by_name(chosen: dict[str, str]) -> None:
+    annotations = {A + key: value for key, value in chosen.items()}
+    outcome = review(pod_review(pod(annotations)), CONFIG)
+    if outcome.decision == "denied":
+        message = outcome.review["response"]["status"]["message"]
+        assert len(message) <= 1000
+        for problem in outcome.problems:
+            assert problem.startswith("annotation " + A + "proxy.")
+        named = [key for key, value in annotations.items() if f"{key}={value!r}" in message]
+        assert named, message
+        return
+    assert outcome.decision == "injected", outcome.message
+    container = sidecar(outcome)
+    resources = container["resources"]
+    for key, value in chosen.items():
+        field = key.removeprefix("proxy.")
+        if field == "image":
+            assert container["image"] == value
+        elif field.startswith("env."):
+            assert {"name": field[4:], "value": value} in container["env"]
+        else:
+            resource, kind = field.split("-")
+            assert resources[kind + "s"][resource] == value
+    for resource in ("cpu", "memory"):
+        request = resources.get("requests", {}).get(resource)
+        limit = resources.get("limits", {}).get(resource)
+        if limit is not None:
+            assert parse(limit) <= MAX[resource] or f"proxy.{resource}-limit" not in chosen
+            assert request is None or parse(request) <= parse(limit)
+    patched = apply(pod(annotations), decoded_patch(outcome))
+    assert pod_errors(patched, "1.30") == []
+
+
+def test_a_profile_allows_nothing_by_default() -> None:
+    outcome = review(pod_review(pod({A + "profiles": "agent", A + "agent.env.LOG_LEVEL": "debug"})), CONFIG)
+    assert outcome.decision == "denied" and outcome.reason == "override-not-allowed"
+    assert outcome.review["response"]["status"]["code"] == 403
+    assert "profile agent allows no env override" in outcome.message
+
+
+def test_an_override_is_not_an_unknown_annotation_but_a_typo_is() -> None:
+    outcome = review(pod_review(pod({A + "proxy.env.LOG_LEVEL": "debug", A + "proxy.imag": "x"})), CONFIG)
+    assert outcome.warnings == [f"unknown annotation {A}proxy.imag ignored (check its spelling)"]
+
+
+def test_an_env_override_replaces_the_profiles_value_in_place() -> None:
+    config = parse_config({"defaultProfiles": ["p"], "profiles": {"p": {
+        "containers": [{"name": "agent", "image": "example.com/agent:1",
+                        "env": [{"name": "LOG_LEVEL", "value": "info"}, {"name": "MODE", "value": "a"}]}],
+        "overrides": {"env": ["LOG_*"]}}}}, "test")
+    outcome = review(pod_review(pod({A + "agent.env.LOG_LEVEL": "debug"})), config)
+    env = outcome.patched_pod["spec"]["initContainers"][0]["env"]
+    assert env == [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "MODE", "value": "a"}]
+    assert config.profiles["p"].containers[0]["env"][0]["value"] == "info"  # the config is not changed
+
+
+@pytest.mark.parametrize("maximum", ["1.5.5", "-1", "Mi", "1e"])
+def test_a_maximum_must_be_a_quantity(maximum: str) -> None:
+    with pytest.raises(ValueError, match="overrides.resources.max.cpu"):
+        parse_config({"profiles": {"p": {"overrides": {"resources": {"max": {"cpu": maximum}}}}}}, "test")

@@ -1,0 +1,101 @@
+"""Repair on reinvocation: what of ours another webhook removed is added again (pure).
+
+With ``reinvocationPolicy: IfNeeded`` a later webhook may change the Pod before we are called
+again, and some remove other injectors' containers (Istio's is reported to). On a Pod with our
+status annotation, each container, init container and volume the status names is looked for:
+one that is gone is added again as the config injects it now, with a warning that another
+webhook removed it; one that is there but no longer holds what injection put there (more
+fields, such as the API server's defaults, are fine) is left as it is, with a warning and an
+audit annotation. When nothing is missing, nothing is added: injection stays idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.config import Config
+from webhook.jsontree import contains, is_map
+from webhook.patch import Op, add
+from webhook.policy import PodContext
+from webhook.uninject import injected_anew, read_status
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Repair:
+    """The ops that add back what was removed, the Pod they give, and what to tell the user."""
+
+    ops: list[Op] = field(default_factory=list)
+    pod: Obj | None = None
+    restored: list[str] = field(default_factory=list)  # "sidecar proxy", "volume podinfo"
+    changed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _names(items: Any) -> list[str]:
+    return [i.get("name") for i in items if is_map(i)] if isinstance(items, list) else []
+
+
+def repair(pod: Mapping[str, Any], context: PodContext, config: Config) -> Repair:
+    """What of ours is missing (added again) or changed (reported) in a Pod with our status."""
+    result = Repair()
+    status = read_status(pod)
+    if status is None:
+        return result
+    anew = injected_anew(pod, context, config)
+    fresh = (anew or {}).get("spec") or {}
+    compare = status.get("configHash") == config.config_hash  # else the config's pieces may differ anyway
+    spec: Obj = dict(pod.get("spec") or {})
+    recorded = [n for n in status.get("initContainers") or () if isinstance(n, str)]
+    sidecars = [n for n in status.get("containers") or () if isinstance(n, str)]
+    groups = [("initContainers", "init container", recorded)]
+    groups.append(("initContainers", "sidecar", sidecars) if status.get("native") else ("containers", "sidecar", sidecars))
+    groups.append(("volumes", "volume", [n for n in status.get("volumes") or () if isinstance(n, str)]))
+    front = {"initContainers": recorded + (sidecars if status.get("native") else []), "containers": sidecars}
+    for key, what, names in groups:
+        wanted = {item["name"]: item for item in fresh.get(key) or () if is_map(item)}
+        for name in names:
+            current = next((i for i in spec.get(key) or () if is_map(i) and i.get("name") == name), None)
+            if current is not None:
+                if compare and name in wanted and not contains(current, wanted[name]):
+                    result.changed.append(f"{what} {name}")
+                    result.warnings.append(f"{what} {name} was changed by another webhook; left as it is")
+                continue
+            if name not in wanted:
+                result.warnings.append(f"{what} {name} was removed by another webhook; the config no longer injects it")
+                continue
+            _put_back(result, spec, key, name, wanted[name], front.get(key))
+            result.restored.append(f"{what} {name}")
+            result.warnings.append(f"{what} {name} was removed by another webhook; added again")
+    if result.ops:
+        result.pod = {**pod, "spec": spec}
+    return result
+
+
+def _put_back(result: Repair, spec: Obj, key: str, name: str, item: Obj, front: list[str] | None) -> None:
+    """Add ``item`` to ``spec[key]`` where injection had it: among ours in front, in order (volumes last)."""
+    items = spec.get(key)
+    if not isinstance(items, list):
+        spec[key] = [item]
+        result.ops.append(add(f"/spec/{key}", [item]))
+        return
+    if front is None:
+        index = len(items)
+    else:
+        before = set(front[: front.index(name)])
+        index = sum(1 for present in _names(items)[: len(front)] if present in before)
+    spec[key] = [*items[:index], item, *items[index:]]
+    result.ops.append(add(f"/spec/{key}/{index}", item))
+
+
+def restored_audit(result: Repair) -> Mapping[str, str]:
+    """The audit annotations that say what was added again and what was left changed."""
+    audit = {}
+    if result.restored:
+        audit["restored"] = ", ".join(result.restored)
+    if result.changed:
+        audit["changed"] = ", ".join(result.changed)
+    return audit

@@ -1,0 +1,166 @@
+"""Per-container overrides by annotation: image, requests and limits, env; as far as the profile allows.
+
+A Pod tunes an injected container with ``sidecar-injector.io/<container>.<field>`` (what
+Istio's ``proxyCPU``/``proxyImage`` and Vault's ``agent-requests-cpu`` do for their one
+container). A profile allows nothing by default; its ``overrides`` name the image patterns,
+the resources with their maximum, and the env vars a Pod may set. Every refused or malformed
+override is a denial that names the annotation, the value and what the profile allows.
+Quantities are compared as the API server would: request <= limit <= the profile's maximum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from fnmatch import fnmatchcase
+from typing import Any
+
+from webhook import quantity
+from webhook.annotations import OVERRIDE_ENV, OVERRIDE_IMAGE, OVERRIDE_RESOURCES, PREFIX
+from webhook.config import OverridePolicy, Profile
+from webhook.errors import AnnotationError, OverrideNotAllowed
+from webhook.jsontree import copy_tree, is_map
+
+Obj = dict[str, Any]
+Entry = tuple[str, str, str]  # (container, field, value), as annotations.Overrides.containers holds them
+
+
+@dataclass(frozen=True)
+class ContainerOverride:
+    """What a Pod sets in one injected container."""
+
+    container: str
+    image: str | None = None
+    resources: tuple[tuple[str, str, str], ...] = ()  # (requests | limits, cpu | memory, quantity)
+    env: tuple[tuple[str, str], ...] = ()  # (name, value)
+
+
+def grouped(entries: tuple[Entry, ...]) -> tuple[ContainerOverride, ...]:
+    """The annotations' overrides, one value per container (entries come sorted by container)."""
+    found: dict[str, ContainerOverride] = {}
+    for container, field, value in entries:
+        current = found.get(container, ContainerOverride(container))
+        if field == OVERRIDE_IMAGE:
+            current = ContainerOverride(container, value, current.resources, current.env)
+        elif field in OVERRIDE_RESOURCES:
+            current = ContainerOverride(container, current.image,
+                                        (*current.resources, (*OVERRIDE_RESOURCES[field], value)), current.env)
+        else:
+            current = ContainerOverride(container, current.image, current.resources,
+                                        (*current.env, (field.removeprefix(OVERRIDE_ENV), value)))
+        found[container] = current
+    return tuple(found.values())
+
+
+def allowed(profile_name: str, policy: OverridePolicy, field: str) -> str:
+    """What a profile lets its Pods set of one kind (images, a resource, env), as a denial says it."""
+    if field == OVERRIDE_IMAGE:
+        what = f"images {', '.join(policy.images)}" if policy.images else "no image override"
+    elif field in OVERRIDE_RESOURCES:
+        resource = OVERRIDE_RESOURCES[field][1]
+        limit = policy.resources.max.get(resource) if policy.resources is not None else None  # type: ignore[call-overload]
+        what = f"{resource} up to {limit}" if limit is not None else f"no {resource} override"
+    else:
+        what = f"env {', '.join(policy.env)}" if policy.env else "no env override"
+    return f"profile {profile_name} allows {what}"
+
+
+def check(entries: tuple[Entry, ...], profiles: tuple[tuple[str, Profile], ...]) -> list[AnnotationError]:
+    """An error for every override that names no injected container, cannot be read, or the
+    profile does not allow; then for every request the overrides put above its limit."""
+    owners = {c["name"]: (name, profile, c) for name, profile in profiles
+              for c in (*profile.initContainers, *profile.containers)}
+    errors: list[AnnotationError] = []
+    for container, field, value in entries:
+        key = f"{PREFIX}{container}.{field}"
+        owner = owners.get(container)
+        if owner is None:
+            selected = ", ".join(name for name, _ in profiles)
+            errors.append(AnnotationError(key, value, f"profiles {selected} inject no container {container} "
+                                                      f"(they inject: {', '.join(owners) or 'none'})"))
+            continue
+        profile_name, profile, _ = owner
+        problem = _problem(key, field, value, profile_name, profile.overrides)
+        if problem is not None:
+            errors.append(problem)
+    if not errors:
+        for override in grouped(entries):
+            errors += _over_limit(override, owners[override.container][2])
+    return errors
+
+
+def _problem(key: str, field: str, value: str, profile_name: str, policy: OverridePolicy) -> AnnotationError | None:
+    if field == OVERRIDE_IMAGE:
+        if not value or any(ch.isspace() for ch in value):
+            return AnnotationError(key, value, "an image reference without blanks")
+        if not any(fnmatchcase(value, pattern) for pattern in policy.images):
+            return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
+        return None
+    if field in OVERRIDE_RESOURCES:
+        _, resource = OVERRIDE_RESOURCES[field]
+        try:
+            amount = quantity.parse(value)
+        except ValueError:
+            return AnnotationError(key, value, quantity.GRAMMAR)
+        limit = policy.resources.max.get(resource) if policy.resources is not None else None  # type: ignore[call-overload]
+        if limit is None or amount > quantity.parse(limit):
+            return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
+        return None
+    if not any(fnmatchcase(field.removeprefix(OVERRIDE_ENV), pattern) for pattern in policy.env):
+        return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
+    return None
+
+
+def _amounts(resources: Any, kind: str) -> dict[str, Decimal]:
+    values = resources.get(kind) if is_map(resources) else None
+    found: dict[str, Decimal] = {}
+    for name, text in (values.items() if is_map(values) else ()):
+        if quantity.is_quantity(str(text)):
+            found[name] = quantity.parse(str(text))
+    return found
+
+
+def _over_limit(override: ContainerOverride, spec: Mapping[str, Any]) -> list[AnnotationError]:
+    """Requests above limits once the overrides are laid over the profile's own values."""
+    if not override.resources:
+        return []
+    resources = spec.get("resources")
+    requests, limits = _amounts(resources, "requests"), _amounts(resources, "limits")
+    keys: dict[tuple[str, str], tuple[str, str]] = {}
+    for kind, name, value in override.resources:
+        (requests if kind == "requests" else limits)[name] = quantity.parse(value)
+        field = next(f for f, where in OVERRIDE_RESOURCES.items() if where == (kind, name))
+        keys[(kind, name)] = (f"{PREFIX}{override.container}.{field}", value)
+    errors: list[AnnotationError] = []
+    for name in sorted(set(requests) & set(limits)):
+        if requests[name] > limits[name]:
+            key, value = keys.get(("requests", name)) or keys[("limits", name)]
+            errors.append(AnnotationError(key, value, f"the {name} request of {override.container} must not "
+                                                      f"exceed its limit ({_shown(requests[name])} > {_shown(limits[name])})"))
+    return errors
+
+
+def _shown(amount: Decimal) -> str:
+    return f"{amount.normalize():f}"
+
+
+def apply(container: Obj, override: ContainerOverride) -> None:
+    """Lay the override over a copy of the profile's container (the plan's own copy)."""
+    if override.image is not None:
+        container["image"] = override.image
+    if override.resources:
+        resources = copy_tree(container.get("resources")) if is_map(container.get("resources")) else {}
+        for kind, name, value in override.resources:
+            values = resources.get(kind)
+            resources[kind] = {**(values if is_map(values) else {}), name: value}
+        container["resources"] = resources
+    if override.env:
+        env = [dict(var) for var in container.get("env") or ()]
+        for name, value in override.env:
+            index = next((i for i, var in enumerate(env) if var.get("name") == name), None)
+            if index is None:
+                env.append({"name": name, "value": value})
+            else:
+                env[index] = {"name": name, "value": value}
+        container["env"] = env
