@@ -16,7 +16,7 @@ CORE = modules_of("webhook", skip=EDGES)
 
 
 def test_the_core_is_every_module_but_the_edges() -> None:
-    assert {"webhook", "webhook.mutate", "webhook.inject", "webhook.policy", "webhook.observer"} <= set(CORE)
+    assert {"webhook", "webhook.mutate", "webhook.inject", "webhook.policy", "webhook.interface"} <= set(CORE)
     assert not [name for name in CORE if name.startswith(EDGES)]
 
 

@@ -8,7 +8,7 @@ that say what was left out and why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,15 @@ class Outcome:
     name: str = ""
     operation: str = ""
     problems: tuple[str, ...] = ()  # a denial's every reason, one message each (its message names them all)
+    # For Events (webhook.cluster.events): the Pod's controller (apiVersion, kind, name, uid), and
+    # whether the request is a dry run (which must have no side effects).
+    owner: tuple[str, str, str, str] | None = None
+    dry_run: bool = False
+
+
+# The namespace defaults of a namespace: (its annotations, or None when not known; whether they
+# are still loading). webhook.cluster.namespaces provides them; offline callers pass none.
+NamespaceLookup = Callable[[str], tuple[Mapping[str, str] | None, bool]]
 
 
 def clip_warning(text: str) -> str:
@@ -124,23 +133,40 @@ def describe(request: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return _kind(request), namespace, str(name or ""), str(request.get("operation", ""))
 
 
-def review(body: Any, config: Config, fresh_copies: bool = True) -> Outcome:
+def review(body: Any, config: Config, fresh_copies: bool = True, namespaces: NamespaceLookup | None = None) -> Outcome:
     """Answer one AdmissionReview; onError answers for bounds exceeded and internal bugs.
 
     ``fresh_copies=False``: the Outcome's ``patch`` and ``patched_pod`` may share objects with
-    the config's prepared plan (see inject()); for a caller that only sends ``review``."""
+    the config's prepared plan (see inject()); for a caller that only sends ``review``.
+    ``namespaces``: the namespace's annotations, defaults for its Pods."""
     api_version, request = parse_request(body)
     try:
-        return _review(api_version, request, config, fresh_copies)
+        outcome = _review(api_version, request, config, fresh_copies, namespaces)
     except LimitExceeded as error:
-        return on_error(body, config, error.reason, str(error))
+        outcome = on_error(body, config, error.reason, str(error))
     except (ReviewError, RecursionError):
         raise
     except Exception as error:  # a bug must not cost the Pod more than the policy says
-        return on_error(body, config, "internal-error", f"internal error ({type(error).__name__})")
+        outcome = on_error(body, config, "internal-error", f"internal error ({type(error).__name__})")
+    outcome.owner = controller_of(request.get("object"))
+    outcome.dry_run = request.get("dryRun") is True
+    return outcome
 
 
-def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_copies: bool) -> Outcome:
+def controller_of(pod: Any) -> tuple[str, str, str, str] | None:
+    """(apiVersion, kind, name, uid) of the Pod's controlling owner (a ReplicaSet, a Job...)."""
+    meta = pod.get("metadata") if is_map(pod) else None
+    owners = meta.get("ownerReferences") if is_map(meta) else None
+    for owner in owners if isinstance(owners, list) else ():
+        if is_map(owner) and owner.get("controller") is True:
+            fields = (owner.get("apiVersion"), owner.get("kind"), owner.get("name"), owner.get("uid"))
+            if all(isinstance(value, str) and value for value in fields):
+                return fields  # type: ignore[return-value]
+    return None
+
+
+def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_copies: bool,
+            namespaces: NamespaceLookup | None) -> Outcome:
     uid: str = request["uid"]
     kind, namespace, name, operation = described = describe(request)
     pod = request.get("object")
@@ -165,11 +191,14 @@ def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_
     user = request.get("userInfo")
     user = user if is_map(user) else {}
     groups = user.get("groups")
+    defaults, pending = namespaces(namespace) if namespaces is not None else (None, False)
     context = PodContext(
         namespace=namespace,
         owner_kinds=owner_kinds(pod),
         username=str(user.get("username") or ""),  # missing: an unknown user, checked like any other
         groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
+        namespace_annotations=defaults,
+        namespace_pending=pending,
     )
     try:
         decision = decide(pod, context, config)

@@ -210,6 +210,14 @@ def generate_serving_cert(
     return key, cert
 
 
+def not_after(cert_pem: bytes | None) -> dt.datetime | None:
+    """When the (first) certificate in a PEM expires; None if it cannot be read."""
+    try:
+        return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc if cert_pem else None
+    except ValueError:
+        return None
+
+
 def service_dns_names(service: str, namespace: str) -> list[str]:
     """Every name the API server (or a pod) may use to reach a ClusterIP Service."""
     return [

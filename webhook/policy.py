@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import annotations as ann
+from webhook import namespace_defaults
 from webhook.config import Config, PodInfo, Probes, Profile
 from webhook.errors import (
     AnnotationError,
@@ -40,6 +41,10 @@ class PodContext:
     owner_kinds: tuple[str, ...] = ()
     username: str | None = None  # None: not known (offline CLI), so not checked
     groups: tuple[str, ...] = ()
+    # The namespace's annotations, defaults for its Pods (webhook.namespace_defaults); None: not
+    # known (namespace defaults off, or not loaded yet: then ``namespace_pending``).
+    namespace_annotations: Mapping[str, str] | None = None
+    namespace_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,10 +167,16 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
             "too-many-containers", f"the Pod has {containers} containers, over the limit of {config.limits.maxContainers}"
         )
 
+    if context.namespace_annotations:
+        defaults, invalid = namespace_defaults.read(context.namespace, context.namespace_annotations, config.profiles)
+        problems = [*problems, *namespace_defaults.relied_on(invalid, annotations)]
+        overrides = namespace_defaults.merged(overrides, defaults)
     if problems:
         readable = _profiles_if_readable(overrides, context, config)
         return _refused(combined([*problems, *_selection_problems(overrides, readable, pod)]), readable)
     warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
+    if context.namespace_pending:
+        warnings.append("namespace defaults are not loaded yet: the profiles' settings apply")
 
     spec = pod.get("spec") if is_map(pod.get("spec")) else {}
     if spec.get("hostNetwork") is True and not (config.injectHostNetwork or overrides.inject is True):

@@ -1,4 +1,4 @@
-"""The server tells its ReviewObserver (webhook.observer) of every decision, after the reply,
+"""The server tells its ReviewObserver (webhook.interface) of every decision, after the reply,
 and of nothing else; an observer that fails changes no answer."""
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def test_inside_objects_only_what_is_read_is_built() -> None:
     review["request"]["userInfo"] = {"username": "system:serviceaccount:kube-system:replicaset-controller",
                                      "uid": "u-1", "groups": ["system:serviceaccounts"], "extra": {"a": ["b"]}}
     review["request"]["object"]["metadata"]["ownerReferences"] = [
-        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-6b7f9c8d4", "uid": "r-1", "controller": True}]
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-6b7f9c8d4", "uid": "r-1", "controller": True,
+         "blockOwnerDeletion": True}]
     spec = review["request"]["object"]["spec"]
     spec["volumes"] = [{"name": "data", "configMap": {"name": "settings", "items": [{"key": "a", "path": "a"}]}}]
     spec["containers"][0].update(
@@ -64,7 +65,9 @@ def test_inside_objects_only_what_is_read_is_built() -> None:
     assert decoded is not None
     assert decoded["request"]["userInfo"] == {"username": "system:serviceaccount:kube-system:replicaset-controller",
                                               "groups": ["system:serviceaccounts"]}
-    assert decoded["request"]["object"]["metadata"]["ownerReferences"] == [{"kind": "ReplicaSet"}]
+    # The controller's identity, for Events; not blockOwnerDeletion.
+    assert decoded["request"]["object"]["metadata"]["ownerReferences"] == [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-6b7f9c8d4", "uid": "r-1", "controller": True}]
     spec = decoded["request"]["object"]["spec"]
     assert spec["volumes"] == [{"name": "data"}]
     assert spec["containers"][0] == {

@@ -80,6 +80,8 @@ class Cluster:
             message = error.status.message or str(error)
         except (httpx2.HTTPError, OSError) as error:
             kind, message = "unreachable", f"{type(error).__name__}: {error}"
+        except ValueError as error:  # an answer we cannot use (a version older than we support)
+            kind, message = "invalid-answer", str(error)
         self.metrics.api_errors.labels(feature=feature, reason=kind).inc()
         if (feature, kind) not in self._reported:
             self._reported.add((feature, kind))

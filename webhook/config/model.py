@@ -246,23 +246,31 @@ class Limits(_Strict):
     maxPatchBytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
 
 
+AUTO = "auto"
+
+
 class Config(_Strict):
     """The whole injection config."""
 
     defaultProfiles: list[str] = []
     profiles: dict[str, Profile] = {}
     kubernetesVersion: str = DEFAULT_KUBERNETES_VERSION
+    # With kubernetesVersion: auto (the cluster-aware mode reads the API server's version and the
+    # oldest kubelet's), the version that applies until it is known, or when it cannot be read.
+    kubernetesVersionFallback: str = DEFAULT_KUBERNETES_VERSION
     injectHostNetwork: bool = False
     onError: Literal["allow", "deny"] = "allow"
     deadlineSeconds: Annotated[float, Field(gt=0, le=30)] = 2.0
     requesters: Requesters = Requesters()
     limits: Limits = Limits()
 
-    @field_validator("kubernetesVersion", mode="before")
+    @field_validator("kubernetesVersion", "kubernetesVersionFallback", mode="before")
     @classmethod
-    def _version_valid(cls, value: Any) -> str:
+    def _version_valid(cls, value: Any, info: Any) -> str:
         if isinstance(value, float):
             raise ValueError(f"write the version as a quoted string such as \"1.30\" (YAML read {value} as a number)")
+        if str(value) == AUTO and info.field_name == "kubernetesVersion":
+            return AUTO
         KubeVersion.parse(str(value))
         return str(value)
 
@@ -289,9 +297,16 @@ class Config(_Strict):
                 )
         return self
 
+    @property
+    def auto_version(self) -> bool:
+        """kubernetesVersion: auto: the cluster-aware server detects it (webhook.cluster.versions)."""
+        return self.kubernetesVersion == AUTO
+
     @cached_property
     def kube_version(self) -> KubeVersion:
-        return KubeVersion.parse(self.kubernetesVersion)
+        """The version injection targets; under `auto`, the fallback until the server applies the
+        detected one (offline commands use the fallback)."""
+        return KubeVersion.parse(self.kubernetesVersionFallback if self.auto_version else self.kubernetesVersion)
 
     @cached_property
     def resolved(self) -> dict[Any, Any]:
@@ -302,8 +317,11 @@ class Config(_Strict):
 
     @cached_property
     def config_hash(self) -> str:
-        """Short content hash, recorded in the status annotation to tell configs apart."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Short content hash, recorded in the status annotation to tell configs apart. Of what the
+        config sets (not the defaults), so a release that adds a key with a default does not make
+        every injected Pod look stale (or its repair and uninject distrust the status)."""
+        canonical = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
+                               separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

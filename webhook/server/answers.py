@@ -19,7 +19,7 @@ import orjson
 
 from webhook.config import Config
 from webhook.errors import ReviewError
-from webhook.mutate import Outcome, on_error, review
+from webhook.mutate import NamespaceLookup, Outcome, on_error, review
 from webhook.server.deadline import run_within
 from webhook.server.review_cache import ReviewCache, review_key, with_uid
 from webhook.server.review_decode import decode_review
@@ -54,7 +54,8 @@ def _uid_of(body: Any) -> str | None:
     return uid if isinstance(uid, str) else None
 
 
-def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Reply:
+def answer(raw: bytes, config: Config, cache: ReviewCache | None = None,
+           namespaces: NamespaceLookup | None = None) -> Reply:
     """Body bytes -> reply: 200 with the AdmissionReview response, 400 for a bad review, 500 for a bug.
 
     The body is decoded to the fields the review reads (``review_decode``; parsed whole only when
@@ -77,13 +78,13 @@ def answer(raw: bytes, config: Config, cache: ReviewCache | None = None) -> Repl
         if found is not None:
             return outcome_reply(with_uid(found, key[1]), cache="hit")
     try:
-        outcome = review(body, config, fresh_copies=False)  # only its response is sent and kept
+        outcome = review(body, config, fresh_copies=False, namespaces=namespaces)  # only its response is sent and kept
         if projected and outcome.reason == "internal-error" and (whole := _parsed_whole(raw)) is not None:
             # A value the projection kept as it is but the whole parse reads otherwise (an
             # integer beyond 64 bits inside a probe handler a startupProbe copies): the whole
             # body decides, as it did before the projection.
             body, projected, key = whole, False, None
-            outcome = review(body, config, fresh_copies=False)
+            outcome = review(body, config, fresh_copies=False, namespaces=namespaces)
     except ReviewError as error:
         return error_reply(400, "invalid-review", str(error), _uid_of(body))
     except RecursionError:

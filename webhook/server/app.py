@@ -22,9 +22,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
-from webhook.config import Config
-from webhook.mutate import Outcome
-from webhook.observer import ReviewObserver
+from webhook.config import Config, override
+from webhook.interface import ClusterView, ReviewObserver
+from webhook.kubeversion import KubeVersion
+from webhook.mutate import NamespaceLookup, Outcome
 from webhook.server.answers import Reply, answer, answer_in_time, error_reply
 from webhook.server.logging_setup import log_fields
 from webhook.server.metrics import Metrics, exposition
@@ -55,7 +56,11 @@ class ServiceState:
     draining: bool = False
     executor: Executor | None = None
     review_cache: ReviewCache | None = None  # None: every review is worked out
-    observer: ReviewObserver | None = None  # told of each decision (webhook.observer)
+    observer: ReviewObserver | None = None  # told of each decision (webhook.interface)
+    cluster: ClusterView | None = None  # the cluster-aware features (webhook.interface), when on
+    # The config as loaded (``config`` is it with a detected Kubernetes version applied, under
+    # kubernetesVersion: auto); None: the same as ``config``.
+    loaded_config: Config | None = None
 
     def not_ready_reasons(self) -> list[str]:
         reasons = []
@@ -63,7 +68,29 @@ class ServiceState:
             reasons.append("certificate not loaded")
         if self.draining:
             reasons.append("shutting down")
+        if self.cluster is not None:
+            reasons += self.cluster.not_ready_reasons()
         return reasons
+
+    def set_config(self, loaded: Config) -> Config:
+        """Put a loaded config in force (with the detected version under `auto`); returns it."""
+        self.loaded_config = loaded
+        detected = self.cluster.kubernetes_version() if self.cluster is not None else None
+        self.config = with_version(loaded, detected)
+        if self.review_cache is not None:
+            self.review_cache.clear()  # it would also notice the new config; this frees it now
+        return self.config
+
+    @property
+    def namespaces(self) -> NamespaceLookup | None:
+        return self.cluster.namespace_defaults if self.cluster is not None else None
+
+
+def with_version(config: Config, detected: KubeVersion | None) -> Config:
+    """Under kubernetesVersion: auto, the config with the detected version (or the fallback)."""
+    if not config.auto_version:
+        return config
+    return override(config, "kubernetesVersion", str(detected or config.kube_version), "the detected version")
 
 
 class ClientDisconnected(Exception):
@@ -190,8 +217,9 @@ async def serve_mutate(scope: Scope, receive: Receive, send: Send, state: Servic
         if raw is None:
             reply = too_large(limit)
         else:
-            cache = state.review_cache
-            judge = answer if cache is None else lambda raw, config: answer(raw, config, cache)
+            cache, namespaces = state.review_cache, state.namespaces
+            judge = answer if cache is None and namespaces is None else \
+                lambda raw, config: answer(raw, config, cache, namespaces)
             reply = await answer_in_time(raw, state.config, started, state.executor, judge)
     seconds = time.perf_counter() - started
     count(state.metrics, reply, seconds)

@@ -39,6 +39,7 @@ class Metrics:
     config_reloads: Counter
     certificate_reloads: Counter
     config_info: Gauge
+    certificate_expiry: Gauge
     multiproc_dir: str | None
     # reviews' labelled children by (decision, reason): labels() validates and hashes on every call
     _review_children: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
@@ -102,6 +103,12 @@ def create_metrics(multiproc_dir: str | None = None) -> Metrics:
             ("hash",),
             registry=registry,
             multiprocess_mode="livemax",
+        ),
+        certificate_expiry=Gauge(
+            "sidecar_injector_certificate_expiry_timestamp_seconds",
+            "When the serving certificate in use expires (its notAfter), as a Unix timestamp.",
+            registry=registry,
+            multiprocess_mode="livemin",
         ),
         multiproc_dir=multiproc_dir,
     )

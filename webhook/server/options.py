@@ -9,6 +9,7 @@ from pathlib import Path
 
 from webhook.config import Config, example_config, load_config_file, override
 from webhook.errors import ConfigError
+from webhook.interface import ClusterFactory
 from webhook.pki import TLS_CERT, TLS_KEY
 from webhook.server.app import DEFAULT_MAX_BODY_BYTES
 from webhook.server.connections import REQUEST_TIMEOUT_SECONDS
@@ -43,6 +44,9 @@ class ServeOptions:
     max_connections: int = LIMIT_CONCURRENCY
     health_port: int | None = None  # None: probes and metrics on the main port only
     review_cache: int = DEFAULT_ENTRIES  # answers kept per worker for identical reviews; 0: off
+    # The cluster-aware features (auto-TLS, Events, namespace defaults, the detected version):
+    # a picklable factory the command line builds from webhook.cluster, called in each worker.
+    cluster: ClusterFactory | None = None
 
     @property
     def cert_file(self) -> Path:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from webhook.errors import ConfigError
+from webhook.pki import not_after
 from webhook.server.app import ServiceState
 from webhook.server.metrics import Metrics, set_config_hash
 from webhook.server.options import ServeOptions, load_config, one_line
@@ -54,9 +55,7 @@ class ConfigReloader:
                                           "config_hash": self.state.config.config_hash}})
             return
         old_hash = self.state.config.config_hash
-        self.state.config = config
-        if self.state.review_cache is not None:
-            self.state.review_cache.clear()  # it would also notice the new config; this frees it now
+        config = self.state.set_config(config)
         self._loaded, self._rejected = signature, None
         metrics.config_reloads.labels(result="success").inc()
         set_config_hash(metrics, config.config_hash, old_hash)
@@ -71,11 +70,18 @@ class CertificateReloader:
         self.tls = tls
         self.metrics = metrics
         self._seen = file_signature(tls.cert_file, tls.key_file)
+        self._expiry()
+
+    def _expiry(self) -> None:
+        expires = not_after(self.tls.certificate_pem)
+        if expires is not None:
+            self.metrics.certificate_expiry.set(expires.timestamp())
 
     def check(self) -> None:
         signature = file_signature(self.tls.cert_file, self.tls.key_file)
         if self.tls.check():
             self.metrics.certificate_reloads.labels(result="success").inc()
+            self._expiry()
         elif signature is not None and signature != self._seen:
             # Changed on disk but not loadable (tls.py logged why); the previous pair keeps serving.
             self.metrics.certificate_reloads.labels(result="error").inc()

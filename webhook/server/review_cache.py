@@ -162,7 +162,8 @@ class ReviewCache:
             self._repeating()  # seen before: its repeats may be on their way
         slim = Outcome(outcome.review, outcome.uid, outcome.decision, outcome.reason, outcome.message,
                        outcome.profiles, outcome.warnings, kind=outcome.kind, namespace=outcome.namespace,
-                       name=outcome.name, operation=outcome.operation)  # not dataclasses.replace: 2x faster
+                       name=outcome.name, operation=outcome.operation, owner=outcome.owner,
+                       dry_run=outcome.dry_run)  # not dataclasses.replace: 2x faster
         with self._lock:
             if config is not self.config:  # replaced meanwhile (a pooled review)
                 return

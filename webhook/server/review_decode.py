@@ -6,8 +6,9 @@ largest single cost of a review in the server, and every object built evicts som
 next step needs from the CPU caches. msgspec decodes into the TypedDicts below and skips
 every other key without building it, so ``review()`` receives plain dicts and lists holding
 exactly the fields it reads (``mutate``, ``policy``, ``inject``), all other keys absent. That
-holds inside objects too: an owner reference is its kind, a volume its name, an env var an empty object
-(the shape check only asks that it is one), a probe its handler. inject() only adds, so of
+holds inside objects too: an owner reference is its kind and identity (Events name the
+controller), a volume its name, an env var an empty object (the shape check only asks that it
+is one), a probe its handler. inject() only adds, so of
 the Pod's own objects the patch carries just that handler (a warm-up startupProbe copies it),
 kept whole here; nothing else it sends can be missing from the projection.
 
@@ -71,6 +72,10 @@ class _Probe(TypedDict, total=False):
 
 class _Owner(TypedDict, total=False):
     kind: str
+    apiVersion: Any  # these three and controller: the Pod's controller, for Events
+    name: Any
+    uid: Any
+    controller: Any
 
 
 class _User(TypedDict, total=False):
@@ -130,6 +135,7 @@ class _Request(TypedDict, total=False):
     subResource: str
     userInfo: _User
     object: _Pod
+    dryRun: Any  # no Events for a dry run
 
 
 class _Review(TypedDict, total=False):

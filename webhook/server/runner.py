@@ -34,6 +34,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from webhook.config import Config
 from webhook.errors import ConfigError
 from webhook.pki import ensure_dev_certs
 from webhook.server.app import ServiceState, create_app, create_routes
@@ -66,6 +67,31 @@ HEALTH_LIMIT_CONCURRENCY = 32
 GRACEFUL_SHUTDOWN_SECONDS = 15
 # Time a closing, idle connection gets to complete the TLS close handshake before it is dropped.
 CLOSE_GRACE_SECONDS = 1.0
+# Time the cluster-aware features get at shutdown (release the Lease, send queued Events).
+CLUSTER_STOP_SECONDS = 3.0
+
+
+@dataclass
+class ServerView:
+    """What the cluster code sees of this server (webhook.interface.ServerView)."""
+
+    state: ServiceState
+    tls: ReloadingContext
+    registry: Any
+
+    def config(self) -> Config:
+        return self.state.loaded_config or self.state.config
+
+    def serving_certificate(self) -> bytes | None:
+        return self.tls.certificate_pem
+
+    def changed(self) -> None:
+        old_hash = self.state.config.config_hash
+        new = self.state.set_config(self.config())
+        if new.config_hash != old_hash:
+            set_config_hash(self.state.metrics, new.config_hash, old_hash)
+            log.info("kubernetes version applied", extra={"fields": {
+                "kubernetes_version": str(new.kube_version), "config_hash": new.config_hash}})
 
 
 @dataclass
@@ -112,6 +138,8 @@ class WebhookServer(uvicorn.Server):
         if self.health is not None:
             self.servers.append(await self._listen(self.health.config, self.health.server_state, self.health.sock))
         self._poller = asyncio.create_task(poll(self.options.reload_interval, self.checks))
+        if self.state.cluster is not None:
+            await self.state.cluster.start()
         host, port = (sockets[0].getsockname()[:2] if sockets else (self.config.host, self.config.port))
         fields: dict[str, Any] = {"url": f"https://{host}:{port}", "pid": os.getpid(),
                                   "config_hash": self.state.config.config_hash}
@@ -125,6 +153,11 @@ class WebhookServer(uvicorn.Server):
         return [*self.server_state.connections, *health]
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.state.cluster is not None:
+            try:
+                await asyncio.wait_for(self.state.cluster.stop(), CLUSTER_STOP_SECONDS)
+            except Exception:  # noqa: BLE001 - a Lease not released expires; the exit must not wait
+                log.warning("the cluster-aware features did not stop cleanly", exc_info=True)
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -244,6 +277,11 @@ def serve_worker(options: ServeOptions, sock: socket.socket, health_sock: socket
     state = ServiceState(config=config, metrics=metrics, max_body_bytes=options.max_body_bytes,
                          certificate_loaded=True, executor=executor,
                          review_cache=ReviewCache(options.review_cache) if options.review_cache > 0 else None)
+    if options.cluster is not None:
+        state.cluster = options.cluster(ServerView(state, tls, metrics.registry))
+        state.observer = state.cluster.observer
+        state.set_config(config)
+        set_config_hash(metrics, state.config.config_hash, config.config_hash)
     checks: list[Callable[[], None]] = [CertificateReloader(tls, metrics).check]
     if options.config_file is not None:
         checks.append(ConfigReloader(options, state, config_signature).check)

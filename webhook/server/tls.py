@@ -104,6 +104,14 @@ def _signature(cert_file: Path, key_file: Path) -> tuple[_FileSig, _FileSig]:
     return sigs[0], sigs[1]
 
 
+def _read(path: Path) -> bytes | None:
+    """The certificate file just loaded (what the server now serves, for metrics and auto-TLS)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 class ReloadingContext:
     """Serve the newest valid cert/key pair through one SSLContext object that never changes."""
 
@@ -120,6 +128,7 @@ class ReloadingContext:
         # from it when a connection is created) and the initial pair as a fallback.
         self._outer = build_server_context(cert_file, key_file, client_ca)
         self._inner = build_server_context(cert_file, key_file, client_ca)
+        self.certificate_pem = _read(cert_file)
         self._loaded_sig = sig
         self._failed_sig: tuple[_FileSig, _FileSig] | None = None
         self._warned_missing = False
@@ -170,6 +179,7 @@ class ReloadingContext:
                 self._failed_sig = sig
                 return False
             self._inner = inner
+            self.certificate_pem = _read(self.cert_file)
             self._loaded_sig = sig
             self._failed_sig = None
             log.info("reloaded TLS certificate from %s", self.cert_file)

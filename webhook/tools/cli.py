@@ -96,7 +96,7 @@ def _serve_parser(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -
     opt("--log-level", "info", f"log level: {', '.join(LEVELS)}", type=_level, metavar="LEVEL")
     opt("--workers", 1, "worker processes sharing the port", type=_positive_int, metavar="N")
     opt("--kubernetes-version", None, "oldest API server version served (overrides the config's "
-        "kubernetesVersion), e.g. 1.29", metavar="X.Y")
+        "kubernetesVersion), e.g. 1.29, or auto: read from the cluster", metavar="X.Y")
     opt("--max-body-bytes", DEFAULT_MAX_BODY_BYTES, "largest accepted request body; larger ones get 413",
         type=_positive_int, metavar="BYTES")
     opt("--reload-interval", 2.0, "seconds between checks of the certificate and config files",
@@ -119,6 +119,65 @@ def _serve_parser(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -
         type=_non_negative_int, metavar="N")
     serve.add_argument("--no-review-cache", dest="review_cache", action="store_const", const=0,
                        help="same as --review-cache 0")
+    _cluster_options(serve, environ)
+
+
+def _duration(text: str) -> float:
+    """Seconds, or a number with s, m, h or d (90s, 15m, 720h, 365d)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        value = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 15m, 720h or 365d") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive duration")
+    return value
+
+
+def _env_flag(parser: argparse.ArgumentParser, environ: Mapping[str, str], flag: str, help: str) -> None:
+    """An on/off option; SIDECAR_INJECTOR_<FLAG>=true (or 1, yes) turns it on too."""
+    env = ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+    default = environ.get(env, "").strip().lower() in ("1", "true", "yes")
+    parser.add_argument(flag, action="store_true", default=default, help=f"{help} [env {env}=true; default: off]")
+
+
+def _cluster_options(serve: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """The cluster-aware features: each talks to the Kubernetes API (in-cluster credentials, else
+    KUBECONFIG) in the background, none on a review's path; each needs the RBAC of
+    manifests/overlays/cluster-aware."""
+    group = serve.add_argument_group("cluster-aware features (off unless asked for; see README)")
+
+    def opt(flag: str, default: object, help: str, **kwargs: object) -> None:
+        _add_env_option(group, environ, flag, default, help, **kwargs)  # type: ignore[arg-type]
+
+    _env_flag(group, environ, "--auto-tls", "make and rotate the CA and serving certificate: one replica (holding "  # type: ignore[arg-type]
+              "a Lease) keeps them in a Secret and writes the caBundle into the webhook configuration, every "
+              "replica serves them from --cert-dir; /readyz fails until they are loaded")
+    opt("--auto-tls-secret", "sidecar-injector-auto-tls", "the Secret auto-TLS keeps its CA and serving pair in",
+        metavar="NAME")
+    opt("--auto-tls-webhook-configuration", "sidecar-injector", "the MutatingWebhookConfiguration whose webhooks "
+        "get the caBundle", metavar="NAME")
+    opt("--auto-tls-service", "sidecar-injector", "the Service the API server calls (the serving certificate's "
+        "names: NAME, NAME.NAMESPACE, NAME.NAMESPACE.svc, NAME.NAMESPACE.svc.cluster.local)", metavar="NAME")
+    group.add_argument("--auto-tls-host", action="append", default=[], metavar="HOST",
+                       help="another name or IP address for the serving certificate (repeatable)")
+    opt("--auto-tls-ca-lifetime", "365d", "the CA's life; it is rotated, with an overlap, at two thirds of it",
+        type=_duration, metavar="DURATION")
+    opt("--auto-tls-cert-lifetime", "30d", "the serving certificate's life; renewed at two thirds of it",
+        type=_duration, metavar="DURATION")
+    opt("--auto-tls-propagation-seconds", 10.0, "after the webhook configuration holds a new CA, wait this long "
+        "before serving a certificate from it (the API server's cache)", type=_seconds, metavar="SECONDS")
+    opt("--lease-duration", 15.0, "seconds a leader's Lease lasts without renewal (another replica takes over "
+        "after it)", type=_positive_seconds, metavar="SECONDS")
+    _env_flag(group, environ, "--events", "emit an Event for every decision (Injected, InjectionSkipped, "  # type: ignore[arg-type]
+              "InjectionDenied, InjectionFailed) on the Pod's controller, from a bounded queue")
+    _env_flag(group, environ, "--namespace-defaults", "a namespace's sidecar-injector.io annotations are "  # type: ignore[arg-type]
+              "defaults for its Pods (read from a watched cache)")
+    opt("--cluster-namespace", None, "the namespace of the webhook's own Lease and Secret (default: POD_NAMESPACE, "
+        "the service account's, or sidecar-injector)", metavar="NS")
+    opt("--version-interval", 300.0, "seconds between reads of the API server's and the Nodes' versions "
+        "(kubernetesVersion: auto)", type=_positive_seconds, metavar="SECONDS")
 
 
 def version() -> str:

@@ -51,11 +51,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         health_port=args.health_port,
         review_cache=int(args.review_cache),
+        cluster=cluster_factory(args),
     )
     try:
         return run(options)
     except StartupError as error:
         return fail(str(error))
+
+
+def cluster_factory(args: argparse.Namespace) -> Any:
+    """The cluster-aware features asked for, as the server's factory; None when none is (then the
+    webhook never talks to the API server and needs no RBAC)."""
+    auto_version = args.kubernetes_version == "auto"
+    if args.config and not auto_version:
+        from webhook.config import load_config_file
+        from webhook.errors import ConfigError
+
+        try:
+            auto_version = load_config_file(Path(args.config)).auto_version
+        except (ConfigError, OSError):
+            pass  # the server reports it, naming the file
+    if not (args.auto_tls or args.events or args.namespace_defaults or auto_version):
+        return None
+    import datetime as dt
+
+    from webhook.cluster.autotls import AutoTlsOptions
+    from webhook.cluster.runtime import ClusterOptions, factory
+
+    auto_tls = AutoTlsOptions(
+        secret=args.auto_tls_secret, webhook_configuration=args.auto_tls_webhook_configuration,
+        service=args.auto_tls_service, extra_hosts=tuple(args.auto_tls_host),
+        ca_lifetime=dt.timedelta(seconds=args.auto_tls_ca_lifetime),
+        cert_lifetime=dt.timedelta(seconds=args.auto_tls_cert_lifetime),
+        propagation_seconds=args.auto_tls_propagation_seconds, lease_duration_seconds=args.lease_duration,
+    ) if args.auto_tls else None
+    return factory(ClusterOptions(cert_dir=Path(args.cert_dir), namespace=args.cluster_namespace or None,
+                                  auto_tls=auto_tls, events=args.events, namespace_defaults=args.namespace_defaults,
+                                  version_interval_seconds=args.version_interval))
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
