@@ -152,3 +152,30 @@ def test_kubectl_runs_the_plugin(tmp_path: Path) -> None:
     done = subprocess.run(["kubectl", "sidecar-injector", "inject", "-f", str(pod)], capture_output=True, text=True,
                           env=env, timeout=60, check=False)
     assert done.returncode == 0 and "sidecar-injector.io/status" in done.stdout, done.stderr
+
+
+def test_cluster_aware_flags_build_a_picklable_factory(tmp_path: Path) -> None:
+    """Off unless asked for; the factory reaches spawned workers, so it must pickle."""
+    import datetime as dt
+    import pickle
+
+    from webhook.tools.commands import cluster_factory
+
+    parser = build_parser({})
+    assert cluster_factory(parser.parse_args(["serve"])) is None
+    args = parser.parse_args(["serve", "--auto-tls", "--events", "--auto-tls-cert-lifetime", "90m",
+                              "--auto-tls-host", "127.0.0.1", "--cert-dir", str(tmp_path)])
+    factory = cluster_factory(args)
+    options = pickle.loads(pickle.dumps(factory)).args[0]
+    assert options.events and not options.namespace_defaults
+    assert options.auto_tls.cert_lifetime == dt.timedelta(minutes=90)
+    assert options.auto_tls.extra_hosts == ("127.0.0.1",)
+    assert options.cert_dir == tmp_path
+    from_env = build_parser({"SIDECAR_INJECTOR_NAMESPACE_DEFAULTS": "true"}).parse_args(["serve"])
+    assert cluster_factory(from_env).args[0].namespace_defaults
+    assert cluster_factory(parser.parse_args(["serve", "--kubernetes-version", "auto"])) is not None
+
+
+def test_durations_are_checked() -> None:
+    assert main(["serve", "--auto-tls-ca-lifetime", "soon"]) == 2
+    assert main(["serve", "--auto-tls-cert-lifetime", "0s"]) == 2

@@ -85,11 +85,8 @@ def event_of(outcome: Outcome) -> tuple[Target, str, str, str] | None:
     target = target_of(outcome)
     if kind is None or target is None:
         return None
-    message = outcome.message
-    if outcome.decision == "skipped":
-        message = f"not injected: {message}"
-    if target.kind != "Pod" and outcome.name:
-        message = f"Pod {outcome.name}: {message}"
+    # Not the Pod's name: a controller's Pods share one decision, aggregated into one Event.
+    message = f"not injected: {outcome.message}" if outcome.decision == "skipped" else outcome.message
     return target, kind[0], kind[1], message[:1024]
 
 

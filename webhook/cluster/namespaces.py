@@ -1,6 +1,8 @@
-"""`--namespace-defaults`: a watched, cached list of the opted-in namespaces' annotations, so a
+"""`--namespace-defaults`: a watched, cached list of the namespaces' annotations of ours, so a
 review reads a namespace's defaults from memory (webhook.namespace_defaults), never by an API
-call. Until the first list is in, lookups say so (the profiles' settings apply, and the Pod's
+call. All namespaces are watched, not only those labelled for injection: the webhook
+configuration's namespaceSelector is the operator's to change, and only namespaces with
+annotations of ours are kept. Until the first list is in, lookups say so (the profiles' settings apply, and the Pod's
 warnings say that too). An invalid value is reported once per change of the namespace's
 annotations: a warning line, a gauge, and a Warning Event on the namespace; a Pod relying on it
 is denied naming the namespace (the core decides that).
@@ -14,7 +16,6 @@ from collections.abc import Callable, Mapping
 
 from lightkube.resources.core_v1 import Namespace
 
-from webhook import annotations as ann
 from webhook import namespace_defaults
 from webhook.cluster.client import Cluster
 from webhook.cluster.events import EventRecorder, Target
@@ -22,7 +23,6 @@ from webhook.interface import ServerView
 
 log = logging.getLogger("webhook.cluster.namespaces")
 FEATURE = "namespace-defaults"
-SELECTOR = {ann.NAMESPACE_LABEL: ann.NAMESPACE_LABEL_VALUE}
 
 
 class NamespaceCache:
@@ -50,10 +50,11 @@ class NamespaceCache:
             await asyncio.sleep(self.retry_seconds)
 
     async def _list_and_watch(self) -> None:
-        listing = self.cluster.client.list(Namespace, labels=SELECTOR)
+        listing = self.cluster.client.list(Namespace)
         fresh = {}
         async for namespace in listing:
-            fresh[namespace.metadata.name] = _ours(namespace)
+            if values := _ours(namespace):
+                fresh[namespace.metadata.name] = values
         changed = fresh != self._defaults or not self.synced
         self._defaults = fresh
         for name in set(self._reported) - set(fresh):
@@ -67,11 +68,10 @@ class NamespaceCache:
         self.cluster.recovered(FEATURE)
         if changed:
             self._changed()
-        async for kind, namespace in self.cluster.client.watch(Namespace, labels=SELECTOR,
-                                                               resource_version=listing.resourceVersion):
+        async for kind, namespace in self.cluster.client.watch(Namespace, resource_version=listing.resourceVersion):
             name = namespace.metadata.name
             values = _ours(namespace)
-            if kind == "DELETED":
+            if kind == "DELETED" or not values:
                 if self._defaults.pop(name, None) is not None:
                     self._clear(name)
                     self._changed()

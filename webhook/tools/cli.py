@@ -1,4 +1,4 @@
-"""Command line: serve | certs | manifests | replay | inject | uninject | explain.
+"""Command line: serve | certs | manifests | replay | inject | uninject | explain | report.
 
 This module is the command line's surface: every command, flag and environment variable,
 and ``main``, which parses and dispatches to ``webhook.tools.commands``. Every `serve` option
@@ -268,6 +268,24 @@ def _offline_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     _offline_options(explain)
     explain.add_argument("-o", "--output", choices=("text", "json"), default="text",
                          help="text for people, json for machines (default: %(default)s)")
+    report = sub.add_parser("report", help="list stale, missing and tampered sidecars in the cluster",
+                            description="For the namespaces that opted in (or one), grouped by owner: Pods injected "
+                            "with an older config (stale), Pods that should carry a sidecar and do not (missing), "
+                            "and Pods whose injected containers were removed or changed (tampered). Reads through "
+                            "the Kubernetes API (KUBECONFIG or in-cluster credentials). Exit status 1 when any Pod "
+                            "is missing its sidecar, or when the report cannot be made.")
+    scope = report.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", metavar="NS", help="only this namespace")
+    scope.add_argument("-A", "--all-namespaces", action="store_true",
+                       help="every namespace labelled sidecar-injector.io/inject=enabled (the default)")
+    report.add_argument("-o", "--output", choices=("table", "json"), default="table",
+                        help="table for people, json for machines (default: %(default)s)")
+    report.add_argument("--config", type=Path, metavar="FILE",
+                        help="compare with this config instead of the webhook's ConfigMap")
+    report.add_argument("--kubernetes-version", metavar="X.Y",
+                        help="the version injection targets, or auto (default: what the webhook's Deployment says)")
+    report.add_argument("--cluster-namespace", default="sidecar-injector", metavar="NS",
+                        help="the webhook's namespace, holding its ConfigMap and Deployment (default: %(default)s)")
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

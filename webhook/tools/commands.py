@@ -263,5 +263,47 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import httpx2
+    from lightkube import ApiError
+    from lightkube import ConfigError as KubeConfigError
+    from prometheus_client import CollectorRegistry
+
+    from webhook.cluster.client import connect
+    from webhook.cluster.metrics import create_cluster_metrics
+    from webhook.cluster.report import gather, webhook_config, with_detected_version
+    from webhook.config import load_config_file, override
+    from webhook.errors import ConfigError
+
+    async def run() -> Any:
+        cluster = connect(args.cluster_namespace, create_cluster_metrics(CollectorRegistry()))
+        try:
+            if args.config is not None:
+                config = override(load_config_file(args.config), "kubernetesVersion", args.kubernetes_version,
+                                  "--kubernetes-version")
+                config = await with_detected_version(cluster, config)
+            else:
+                config = await webhook_config(cluster, args.kubernetes_version)
+            return await gather(cluster, config, args.namespace)
+        finally:
+            await cluster.client.close()
+
+    try:
+        report = asyncio.run(run())
+    except (ConfigError, KubeConfigError, OSError) as error:
+        return fail(str(error).replace("\n", "; "))
+    except ApiError as error:
+        return fail(f"the Kubernetes API refused: {error.status.message}")
+    except httpx2.HTTPError as error:
+        return fail(f"the Kubernetes API cannot be reached: {error}")
+    if args.output == "json":
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.as_table())
+    return 1 if report.totals().get("missing", 0) else 0
+
+
 COMMANDS = {"serve": cmd_serve, "certs": cmd_certs, "manifests": cmd_manifests, "replay": cmd_replay,
-            "inject": cmd_inject, "uninject": cmd_uninject, "explain": cmd_explain}
+            "inject": cmd_inject, "uninject": cmd_uninject, "explain": cmd_explain, "report": cmd_report}
