@@ -28,7 +28,7 @@ from webhook.tools.render import ManifestError, dump_yaml, load_base_manifests, 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 OVERLAYS = MANIFESTS / "overlays"
-OVERLAY_NAMES = ("failure-ignore", "cert-manager")
+OVERLAY_NAMES = ("failure-ignore", "cert-manager", "cluster-aware")
 NS = "sidecar-injector"
 INJECT_LABEL = "sidecar-injector.io/inject"
 
@@ -648,3 +648,27 @@ def test_loader_reads_packaged_manifests(tmp_path: Path, base: list[dict]) -> No
                 zf.write(path, Path("webhook/_manifests") / path.relative_to(MANIFESTS))
     with zipfile.ZipFile(archive) as zf:
         assert load_base_manifests(zipfile.Path(zf, "webhook/_manifests/")) == base
+
+
+def test_cluster_aware_overlay_turns_every_feature_on_with_its_rbac() -> None:
+    """The Deployment's arguments are ones `serve` takes, and turn on each feature; each feature
+    brings its RBAC; the webhook declares NoneOnDryRun (no Events for dry runs)."""
+    from webhook.tools.cli import build_parser
+    from webhook.tools.commands import cluster_factory
+
+    built = _kustomize(OVERLAYS / "cluster-aware")
+    container = _container(built)
+    args = build_parser({}).parse_args(["serve", *container["args"]])
+    options = cluster_factory(args).args[0]
+    assert options.auto_tls is not None and options.events and options.namespace_defaults
+    assert args.kubernetes_version == "auto" and args.cert_dir == "/tmp/certs"
+    assert not any(m["name"] == "tls" for m in container["volumeMounts"]), "auto-TLS needs no CLI-made Secret"
+    assert _pod_template(built)["spec"]["automountServiceAccountToken"] is True
+    assert _webhook(built)["sideEffects"] == "NoneOnDryRun"
+    roles = {o["metadata"]["name"] for o in built if o["kind"] in ("Role", "ClusterRole")}
+    assert roles == {"sidecar-injector-auto-tls", "sidecar-injector-events", "sidecar-injector-namespace-defaults",
+                     "sidecar-injector-kubernetes-version"}
+    bindings = [o for o in built if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert len(bindings) == 5
+    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "sidecar-injector", "namespace": NS}]
+               for b in bindings)

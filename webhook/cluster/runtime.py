@@ -47,6 +47,9 @@ class ClusterOptions:
 
 class ClusterRuntime:
     def __init__(self, options: ClusterOptions, server: ServerView) -> None:
+        # The HTTP client logs every request at info (each watch renewal, each Event): the cluster
+        # code logs what matters itself.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
         self.options = options
         self.server = server
         self.cluster = connect(options.namespace, create_cluster_metrics(server.registry))
