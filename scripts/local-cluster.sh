@@ -28,7 +28,9 @@
 # healthz and containerd's stream server on 127.0.0.1 only; the kubelet API on the node's own
 # bridge address (it requires a client certificate and authorizes every call through the API
 # server). No /etc/hosts entry is needed: the API server reaches the kubelet at the node's
-# InternalIP. Pods get addresses on that bridge and can reach nothing beyond this machine.
+# InternalIP. Pods get addresses on that bridge and can reach nothing beyond this machine but
+# the API server, at the kubernetes Service's address (one DNAT rule; no kube-proxy), and the
+# API server calls webhooks behind a Service at its ready endpoints (--enable-aggregator-routing).
 # See ../shared/local-cluster/RECIPE.md (beside the project root, where present) for the
 # facts this script is built on.
 set -euo pipefail
@@ -47,6 +49,7 @@ SOCK=$RUN/containerd/containerd.sock
 
 NODE_NAME=local-node
 BRIDGE=lclust0
+NAT_CHAIN=LOCAL-CLUSTER-API
 POD_CIDR=10.88.0.0/16
 NODE_IP=10.88.0.1
 SERVICE_CIDR=10.0.0.0/24
@@ -63,7 +66,8 @@ KUBELET_HEALTHZ_PORT=20248
 
 BUSYBOX_IMAGE=localhost/local-cluster/busybox:1.35
 PAUSE_IMAGE=localhost/local-cluster/pause:3.4
-PACKAGES=(golang-go etcd-server containerd runc containernetworking-plugins busybox-static openssl iproute2 curl)
+PACKAGES=(golang-go etcd-server containerd runc containernetworking-plugins busybox-static openssl iproute2 curl
+  iptables)
 # The host settings the kubelet changes at start (container manager kernel tunables).
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
   kernel.keys.root_maxbytes)
@@ -301,13 +305,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = "$NODE_DIR/cni"
     max_conf_num = 1
 EOF
-  # A bridge local to this machine: no gateway route, no masquerading, no iptables rules, so
-  # Pods reach this host and each other and nothing beyond.
+  # A bridge local to this machine: no default route, no masquerading, so Pods reach this host
+  # and each other and nothing beyond; the Service range is routed to the host, where the one
+  # Service that works, the API server's (10.0.0.1:443), is forwarded to it (api_forward).
   cat >"$NODE_DIR/cni/10-local-cluster.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "local-cluster", "plugins": [
   {"type": "bridge", "bridge": "$BRIDGE", "isGateway": false, "isDefaultGateway": false, "ipMasq": false,
    "hairpinMode": false,
-   "ipam": {"type": "host-local", "dataDir": "$RUN/cni", "routes": [],
+   "ipam": {"type": "host-local", "dataDir": "$RUN/cni", "routes": [{"dst": "$SERVICE_CIDR", "gw": "$NODE_IP"}],
             "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "10.88.0.10", "gateway": "$NODE_IP"}]]}}]}
 EOF
   cat >"$NODE_DIR/kubelet.yaml" <<EOF
@@ -362,6 +367,27 @@ restore_sysctls() {
   rm -f "$RUN/sysctl.orig"
 }
 
+# Pods reach the API server as in any cluster, at the kubernetes Service (10.0.0.1:443, their
+# KUBERNETES_SERVICE_HOST): there is no kube-proxy, so one DNAT rule in a chain of our own sends
+# what arrives on the bridge for it to the API server on 127.0.0.1. Loopback is a destination
+# only with route_localnet, set on our bridge alone (it goes with the bridge). down removes both.
+api_forward() {
+  sysctl -q -w "net.ipv4.conf.$BRIDGE.route_localnet=1" >/dev/null
+  iptables -t nat -N "$NAT_CHAIN" 2>/dev/null || iptables -t nat -F "$NAT_CHAIN"
+  iptables -t nat -A "$NAT_CHAIN" -d "$SERVICE_IP/32" -p tcp --dport 443 -j DNAT --to-destination "127.0.0.1:$API_PORT"
+  iptables -t nat -C PREROUTING -i "$BRIDGE" -j "$NAT_CHAIN" 2>/dev/null ||
+    iptables -t nat -A PREROUTING -i "$BRIDGE" -j "$NAT_CHAIN"
+  echo "$NAT_CHAIN" >"$RUN/nat-chain"
+}
+
+remove_api_forward() {
+  [[ -f $RUN/nat-chain ]] || return 0
+  while iptables -t nat -D PREROUTING -i "$BRIDGE" -j "$NAT_CHAIN" 2>/dev/null; do :; done
+  iptables -t nat -F "$NAT_CHAIN" 2>/dev/null || true
+  iptables -t nat -X "$NAT_CHAIN" 2>/dev/null || true
+  rm -f "$RUN/nat-chain"
+}
+
 start_node() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
@@ -369,6 +395,7 @@ start_node() {
   fi
   ip addr replace "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  api_forward
   write_node_config
   start containerd "$(command -v containerd)" --config "$NODE_DIR/containerd.toml"
   wait_until containerd 30 healthy containerd
@@ -468,6 +495,7 @@ down() {
   unmount_all
   remove_pod_logs
   remove_cgroups
+  remove_api_forward
   if [[ -f $RUN/bridge ]]; then
     ip link delete "$(cat "$RUN/bridge")" 2>/dev/null || true
     rm -f "$RUN/bridge"

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .cluster import REPO, Kubectl, wait_for, webhook_cli
+from .cluster import REPO, Kubectl, wait_for, wait_terminated, webhook_cli
 
 INSTALL_NAMESPACE = "sidecar-injector"
 SERVICE_ACCOUNT = f"system:serviceaccount:{INSTALL_NAMESPACE}:sidecar-injector"
@@ -49,6 +49,7 @@ def overlay_rbac() -> list[dict[str, Any]]:
 @contextmanager
 def applied_rbac(kube: Kubectl) -> Iterator[list[dict[str, Any]]]:
     objects = overlay_rbac()
+    wait_terminated(kube, "namespace", INSTALL_NAMESPACE)
     existed = kube.exists("namespace", INSTALL_NAMESPACE)
     kube.run("apply", "-f", "-", input=_list(objects))
     try:

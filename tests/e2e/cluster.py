@@ -97,6 +97,14 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0, i
         time.sleep(interval)
 
 
+def wait_terminated(kube: Kubectl, kind: str, name: str, timeout: float = 180.0) -> None:
+    """Wait until an object being deleted (a namespace an earlier run removed) is gone."""
+    def gone_or_live() -> bool:
+        found = kube.run("get", kind, name, "--ignore-not-found", "-o", "json", check=False).stdout.strip()
+        return not found or not json.loads(found)["metadata"].get("deletionTimestamp")
+    wait_for(f"{kind} {name} to finish terminating", gone_or_live, timeout=timeout, interval=1)
+
+
 def webhook_cli(*args: str, timeout: float = 60.0) -> str:
     """`python -m webhook ARGS` (this checkout's CLI); returns stdout, raises with stderr on failure."""
     done = subprocess.run([sys.executable, "-m", "webhook", *args], check=False, capture_output=True, text=True,

@@ -7,7 +7,9 @@ server (KUBECONFIG or ~/.kube/config). E2E_MODE picks how the webhook is served:
   MutatingWebhookConfiguration ``sidecar-injector`` already exists (scripts/e2e-kind.sh
   installed it), it is used as it is; otherwise it is installed from the rendered base
   (`sidecar-injector certs` + `manifests --cert-dir DIR --config tests/e2e/config.yaml
-  --image $E2E_IMAGE`, default image sidecar-injector:e2e) and removed afterwards.
+  --image $E2E_IMAGE --kubernetes-version <the cluster's>`, default image sidecar-injector:e2e)
+  and removed afterwards. E2E_CERTS=auto-tls installs manifests/overlays/cluster-aware instead
+  (the webhook makes its certificates and fills the caBundle itself).
 * ``local``: `python -m webhook serve` on this host (on E2E_WEBHOOK_HOST when that is a
   loopback address, else 0.0.0.0; port E2E_WEBHOOK_PORT or a free one), registered as
   ``sidecar-injector-e2e-local`` with ``clientConfig.url: https://$E2E_WEBHOOK_HOST:PORT/mutate``; E2E_WEBHOOK_HOST is the
@@ -46,7 +48,16 @@ from typing import Any
 
 import pytest
 
-from .cluster import Kubectl, cluster_problem, e2e_config_text, pod, server_version, wait_for, webhook_cli
+from .cluster import (
+    Kubectl,
+    cluster_problem,
+    e2e_config_text,
+    pod,
+    server_version,
+    wait_for,
+    wait_terminated,
+    webhook_cli,
+)
 
 E2E_DIR = Path(__file__).resolve().parent
 STATUS = "sidecar-injector.io/status"
@@ -109,13 +120,17 @@ def _install_in_cluster(kube: Kubectl, version: tuple[int, int], workdir: Path) 
                  timeout=200)
         yield WEBHOOK_NAME  # installed by scripts/e2e-kind.sh (or by hand): not ours to remove
         return
-    certs = workdir / "certs"
-    webhook_cli("certs", "--out", str(certs))
+    wait_terminated(kube, "namespace", INSTALL_NAMESPACE)  # an earlier run's install, being removed
     config = workdir / "config.yaml"
     config.write_text(e2e_config_text(version), encoding="utf-8")
     image = os.environ.get("E2E_IMAGE", "sidecar-injector:e2e")
-    rendered = webhook_cli("manifests", "--cert-dir", str(certs), "--config", str(config), "--image", image,
-                           "--kubernetes-version", f"{version[0]}.{version[1]}")
+    if os.environ.get("E2E_CERTS", "cli") == "auto-tls":
+        rendered = _cluster_aware_manifests(config, image, version)
+    else:
+        certs = workdir / "certs"
+        webhook_cli("certs", "--out", str(certs))
+        rendered = webhook_cli("manifests", "--cert-dir", str(certs), "--config", str(config), "--image", image,
+                               "--kubernetes-version", f"{version[0]}.{version[1]}")
     try:
         kube.apply(rendered)
         kube.run("rollout", "status", f"deployment/{WEBHOOK_NAME}", "-n", INSTALL_NAMESPACE, "--timeout=180s",
@@ -126,6 +141,25 @@ def _install_in_cluster(kube: Kubectl, version: tuple[int, int], workdir: Path) 
         # Service is gone would block Pod creation in every labelled namespace.
         kube.run("delete", "mutatingwebhookconfiguration", WEBHOOK_NAME, "--ignore-not-found", check=False)
         kube.run("delete", "-f", "-", "--ignore-not-found", "--wait=false", input=rendered, check=False)
+
+
+def _cluster_aware_manifests(config: Path, image: str, version: tuple[int, int]) -> str:
+    """manifests/overlays/cluster-aware (auto-TLS makes the certificates and fills the caBundle),
+    with the e2e config and image, for the cluster's version."""
+    import shutil
+
+    import yaml
+
+    from webhook.kubeversion import KubeVersion
+    from webhook.tools.render import dump_yaml, render
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("E2E_CERTS=auto-tls builds manifests/overlays/cluster-aware with kubectl kustomize")
+    built = Kubectl(kubectl).run("kustomize", str(E2E_DIR.parents[1] / "manifests" / "overlays" / "cluster-aware"))
+    objects = [obj for obj in yaml.safe_load_all(built.stdout) if obj]
+    return dump_yaml(render(objects, None, None, None, config_yaml=config.read_text(encoding="utf-8"), image=image,
+                            kubernetes_version=KubeVersion(*version)))
 
 
 def _free_port() -> int:

@@ -13,7 +13,8 @@ can be said another way:
 - the PodDisruptionBudget's `unhealthyPodEvictionPolicy` (on by default since 1.27) is left
   out, and below 1.21 the PDB is `policy/v1beta1`;
 - the webhook is started with `--kubernetes-version X.Y` (over the config's 1.30), so it
-  emits only Pod fields that cluster knows (legacy sidecars below 1.29, exec drains below 1.30).
+  emits only Pod fields that cluster knows (legacy sidecars below 1.29, exec drains below 1.30),
+  unless it is told a version already (`--kubernetes-version=auto` of the cluster-aware overlay).
 
 `for_version()` is pure. `manifests/overlays/kubernetes-*` do the same with kustomize
 components, and tests check that both give the same objects.
@@ -28,6 +29,7 @@ from typing import Any
 from webhook.kubeversion import KubeVersion
 
 NAME_LABEL = "kubernetes.io/metadata.name"
+FLAG = "--kubernetes-version"
 _NAMESPACE_CONDITION = re.compile(r'\s*request\.namespace\s*!=\s*"([a-z0-9]([-a-z0-9]*[a-z0-9])?)"\s*')
 _PYTHON_SLEEP = "import time; time.sleep({seconds})"
 
@@ -51,7 +53,9 @@ def for_version(objects: list[dict[str, Any]], version: KubeVersion) -> list[dic
         elif kind == "Deployment" and not version.sleep_action:
             for container in _pod_spec(obj).get("containers") or []:
                 _sleep_to_exec(container)
-                container.setdefault("args", []).extend(["--kubernetes-version", str(version)])
+                args = container.setdefault("args", [])
+                if not any(arg == FLAG or arg.startswith(FLAG + "=") for arg in args):  # auto, or the user's own
+                    args.extend([FLAG, str(version)])
         elif kind == "PodDisruptionBudget":
             if not version.pdb_unhealthy_pod_eviction_policy:
                 obj.get("spec", {}).pop("unhealthyPodEvictionPolicy", None)
