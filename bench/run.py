@@ -559,7 +559,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--micro-iterations", type=int)
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the report to FILE")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, certs)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="instead: Pods/s with and without the webhook on the cluster in KUBECONFIG, and the "
+                             "API server's latency histogram for it (bench/cluster.py)")
+    parser.add_argument("--cluster-pods", type=int, default=1000, help="Pods per --cluster round (default 1000)")
+    parser.add_argument("--image", default=os.environ.get("E2E_IMAGE", "localhost/sidecar-injector:dev"),
+                        help="--cluster: the image to install the webhook from when it is not installed")
     args = parser.parse_args(argv)
+    if args.cluster:
+        from bench import cluster
+
+        return cluster.main(args.cluster_pods, args.rounds or 3, args.image, args.markdown)
     plan = plan_from(args)
     if not plan.kopf and not args.no_kopf:
         log("kopf is not installed (pip install '.[bench]'): the kopf peer is skipped")

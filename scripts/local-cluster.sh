@@ -248,13 +248,16 @@ EOF
 }
 
 start_controllers() {
+  # The controllers' client may make 200 requests a second (20 by default): a ReplicaSet scaled
+  # to a thousand Pods then tests the API server and its webhooks, not the controller's limiter.
   local kubeconfig=$RUN/controller-manager.kubeconfig
   start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$kubeconfig" \
     --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$CONTROLLER_MANAGER_PORT" --port 0 \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-    --use-service-account-credentials=true --controllers '*' --leader-elect=false --profiling=false --v=1
+    --use-service-account-credentials=true --controllers '*' --leader-elect=false --profiling=false --v=1 \
+    --kube-api-qps 200 --kube-api-burst 400
   kubeconfig=$RUN/scheduler.kubeconfig
   start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$kubeconfig" \
     --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
