@@ -35,7 +35,8 @@ def sidecar(outcome: Any) -> dict[str, Any]:
 
 
 quantities = st.one_of(
-    st.sampled_from(["100m", "250m", "1", "1500m", "2", "3", "64Mi", "512Mi", "1Gi", "2Gi", "1.5.5", "-1", "1e", "Mi"]),
+    st.sampled_from(["100m", "250m", "1", "1500m", "2", "3", "64Mi", "512Mi", "1Gi", "2Gi", "1.5.5", "-1", "1e", "Mi",
+                     "1e3Mi", "1e2m", "1E3", "5e8", "1e-1"]),
     st.builds(lambda n, unit: f"{n}{unit}", st.integers(0, 3000), st.sampled_from(["m", "", "Mi", "Ki", "k", "G"])),
 )
 fields = {
@@ -111,3 +112,19 @@ def test_an_env_override_replaces_the_profiles_value_in_place() -> None:
 def test_a_maximum_must_be_a_quantity(maximum: str) -> None:
     with pytest.raises(ValueError, match="overrides.resources.max.cpu"):
         parse_config({"profiles": {"p": {"overrides": {"resources": {"max": {"cpu": maximum}}}}}}, "test")
+
+
+@pytest.mark.parametrize(("field", "value", "decision"), [
+    ("memory-limit", "1e3Mi", "denied"), ("cpu-limit", "1e2m", "denied"), ("memory-limit", "2e0Ki", "denied"),
+    ("cpu-limit", "1E0", "injected"), ("memory-limit", "1e8", "injected"), ("cpu-limit", "1.5", "injected"),
+])
+def test_a_quantity_the_api_server_refuses_is_denied_and_one_it_reads_is_injected(field: str, value: str,
+                                                                                  decision: str) -> None:
+    annotations = {A + "proxy." + field: value}
+    outcome = review(pod_review(pod(annotations)), CONFIG)
+    assert outcome.decision == decision, outcome.message
+    if decision == "denied":
+        assert outcome.message == (f"annotation {A}proxy.{field}={value!r} is invalid: a Kubernetes quantity of "
+                                   "at least 0 such as 250m, 2, 512Mi or 1Gi")
+    else:
+        assert pod_errors(apply(pod(annotations), decoded_patch(outcome)), "1.30") == []
