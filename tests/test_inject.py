@@ -361,7 +361,7 @@ def test_two_profiles_with_the_same_sidecar_name() -> None:
         "twin": {"containers": [{"name": "proxy", "image": "example.com/twin:1"}]},
     })
     result = run(make_pod({ann.PROFILES: "proxy,twin"}), config)
-    assert "sidecar proxy not injected: the Pod already has a container named proxy" in result.warnings
+    assert "sidecar proxy of profile twin not injected: profile proxy brings a container named proxy" in result.warnings
     assert container(result.pod, "proxy")["image"] == "example.com/proxy:1"  # the first profile's
 
 

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook.config import load_config_file, parse_config
+from webhook.config import OverridePolicy, Profile, load_config_file, parse_config
 from webhook.mutate import review
 from webhook.quantity import parse
+from webhook.sidecar_overrides import check
 
 from engine_support import BASE_CONFIG, apply, decoded_patch, pod_review
 from k8s_checks import pod_errors
@@ -128,3 +129,53 @@ def test_a_quantity_the_api_server_refuses_is_denied_and_one_it_reads_is_injecte
                                    "at least 0 such as 250m, 2, 512Mi or 1Gi")
     else:
         assert pod_errors(apply(pod(annotations), decoded_patch(outcome)), "1.30") == []
+
+
+def two_proxies(secure: dict[str, Any], tuning: dict[str, Any]) -> Any:
+    """Two profiles that both bring a container named proxy (names are unique within a profile only)."""
+    return parse_config({"profiles": {
+        "secure": {"containers": [{"name": "proxy", "image": "corp/mtls-proxy:1.0", **secure.pop("container", {})}],
+                   "serviceAccountToken": {"audience": "mesh", "mountPath": "/var/run/secrets/mesh"}, **secure},
+        "tuning": {"containers": [{"name": "proxy", "image": "corp/debug-proxy:1.0", **tuning.pop("container", {})}],
+                   **tuning}}}, "test")
+
+
+@pytest.mark.parametrize("order", ["secure,tuning", "tuning,secure"])
+def test_an_override_must_be_allowed_by_every_profile_that_brings_the_container(order: str) -> None:
+    # Checked against tuning alone, the image went into secure's proxy, with secure's mesh token.
+    config = two_proxies({}, {"overrides": {"images": ["*"]}})
+    outcome = review(pod_review(pod({A + "profiles": order, A + "proxy.image": "attacker/own-code:latest"})), config)
+    assert (outcome.decision, outcome.reason) == ("denied", "override-not-allowed")
+    assert outcome.message == (f"annotation {A}proxy.image='attacker/own-code:latest' is not allowed: "
+                               "profile secure allows no image override")
+
+
+def test_an_override_every_profile_allows_is_injected() -> None:
+    config = two_proxies({"overrides": {"images": ["corp/*"], "resources": {"max": {"cpu": "1"}}}},
+                         {"overrides": {"images": ["corp/debug-*"], "resources": {"max": {"cpu": "2"}}}})
+    annotations = {A + "profiles": "secure,tuning", A + "proxy.image": "corp/debug-proxy:1.1"}
+    outcome = review(pod_review(pod(annotations)), config)
+    assert outcome.decision == "injected"
+    assert sidecar(outcome)["image"] == "corp/debug-proxy:1.1"
+    assert pod_errors(apply(pod(annotations), decoded_patch(outcome)), "1.30") == []
+    over = review(pod_review(pod({**annotations, A + "proxy.cpu-limit": "1500m"})), config)
+    assert over.message == f"annotation {A}proxy.cpu-limit='1500m' is not allowed: profile secure allows cpu up to 1"
+
+
+@pytest.mark.parametrize("order", ["secure,tuning", "tuning,secure"])
+def test_an_override_must_fit_every_profiles_container_of_that_name(order: str) -> None:
+    config = two_proxies({"overrides": {"resources": {"max": {"cpu": "2"}}}},
+                         {"overrides": {"resources": {"max": {"cpu": "2"}}},
+                          "container": {"resources": {"requests": {"cpu": "1"}}}})
+    outcome = review(pod_review(pod({A + "profiles": order, A + "proxy.cpu-limit": "500m"})), config)
+    assert outcome.message == (f"annotation {A}proxy.cpu-limit='500m' is invalid: the cpu request of proxy must not "
+                               "exceed its limit (1 > 0.5)")
+
+
+def test_only_the_overridden_resources_are_compared() -> None:
+    # A profile's own request above its own limit is refused at load; were one to get through,
+    # an override of another resource is judged on its own (it was a KeyError).
+    profile = Profile.model_construct(containers=[{"name": "proxy", "image": "i", "resources": {
+        "requests": {"cpu": "500m"}, "limits": {"cpu": "100m"}}}], initContainers=[],
+        overrides=OverridePolicy(resources={"max": {"memory": "1Gi"}}))
+    assert check((("proxy", "memory-limit", "128Mi"),), (("p", profile),)) == []

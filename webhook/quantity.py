@@ -60,13 +60,20 @@ def is_quantity(text: str) -> bool:
     return True
 
 
+def value_of(value: object) -> Decimal | None:
+    """The value of a quantity as a Pod or a config holds it (text, or a number from YAML), or
+    None when it is not one."""
+    text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    try:
+        return parse(text)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
 def same(actual: object, expected: object) -> bool:
-    """Whether two quantities as a Pod holds them (text, or a number from YAML) have the same
-    value: the API server writes them back canonical (``0.5Gi`` comes back as ``512Mi``)."""
+    """Whether two quantities have the same value: the API server writes them back canonical
+    (``0.5Gi`` comes back as ``512Mi``, ``1000m`` as ``1``)."""
     if type(actual) is type(expected) and actual == expected:
         return True
-    texts = [str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in (actual, expected)]
-    try:
-        return parse(texts[0]) == parse(texts[1])  # type: ignore[arg-type]
-    except ValueError:
-        return False
+    value = value_of(actual)
+    return value is not None and value == value_of(expected)

@@ -67,26 +67,36 @@ def allowed(profile_name: str, policy: OverridePolicy, field: str) -> str:
 
 
 def check(entries: tuple[Entry, ...], profiles: tuple[tuple[str, Profile], ...]) -> list[AnnotationError]:
-    """An error for every override that names no injected container, cannot be read, or the
-    profile does not allow; then for every request the overrides put above its limit."""
-    owners = {c["name"]: (name, profile, c) for name, profile in profiles
-              for c in (*profile.initContainers, *profile.containers)}
+    """An error for every override that names no injected container, cannot be read, or a
+    profile injecting that container does not allow; then for every request the overrides put
+    above its limit.
+
+    Container names are unique within a profile, not across profiles: when two selected
+    profiles both bring a ``proxy``, injection takes the first one's and leaves the other out
+    (with a warning), and the Plan lays the override over both. So an override must be allowed
+    by every selected profile that has a container of that name, and fit each one's spec:
+    checked against one profile, it could be laid over another's container, giving a sidecar
+    with that profile's identity (its token, its mounts) an image the other profile allows."""
+    owners: dict[str, list[tuple[str, Profile, Mapping[str, Any]]]] = {}
+    for name, profile in profiles:
+        for container in (*profile.initContainers, *profile.containers):
+            owners.setdefault(container["name"], []).append((name, profile, container))
     errors: list[AnnotationError] = []
     for container, field, value in entries:
         key = f"{PREFIX}{container}.{field}"
-        owner = owners.get(container)
-        if owner is None:
+        if container not in owners:
             selected = ", ".join(name for name, _ in profiles)
             errors.append(AnnotationError(key, value, f"profiles {selected} inject no container {container} "
                                                       f"(they inject: {', '.join(owners) or 'none'})"))
             continue
-        profile_name, profile, _ = owner
-        problem = _problem(key, field, value, profile_name, profile.overrides)
+        problem = next((found for profile_name, profile, _ in owners[container]
+                        if (found := _problem(key, field, value, profile_name, profile.overrides)) is not None), None)
         if problem is not None:
             errors.append(problem)
     if not errors:
         for override in grouped(entries):
-            errors += _over_limit(override, owners[override.container][2])
+            for _, _, spec in owners[override.container]:
+                errors += _over_limit(override, spec)
     return errors
 
 
@@ -116,8 +126,8 @@ def _amounts(resources: Any, kind: str) -> dict[str, Decimal]:
     values = resources.get(kind) if is_map(resources) else None
     found: dict[str, Decimal] = {}
     for name, text in (values.items() if is_map(values) else ()):
-        if quantity.is_quantity(str(text)):
-            found[name] = quantity.parse(str(text))
+        if (amount := quantity.value_of(text)) is not None:
+            found[name] = amount
     return found
 
 
@@ -133,7 +143,9 @@ def _over_limit(override: ContainerOverride, spec: Mapping[str, Any]) -> list[An
         field = next(f for f, where in OVERRIDE_RESOURCES.items() if where == (kind, name))
         keys[(kind, name)] = (f"{PREFIX}{override.container}.{field}", value)
     errors: list[AnnotationError] = []
-    for name in sorted(set(requests) & set(limits)):
+    # Only where the Pod set one of the two: a profile's own request above its own limit is the
+    # config's (refused at load), and has no annotation to name.
+    for name in sorted({name for _, name, _ in override.resources} & set(requests) & set(limits)):
         if requests[name] > limits[name]:
             key, value = keys.get(("requests", name)) or keys[("limits", name)]
             errors.append(AnnotationError(key, value, f"the {name} request of {override.container} must not "

@@ -12,16 +12,22 @@ from webhook.jsontree import Template, is_map
 from webhook.patch import Op, grown
 
 
-def take(builder: Builder, container: Template, what: str) -> Obj | None:
-    """A copy of a prepared container, unless the Pod already has a container by its name.
+def take(builder: Builder, container: Template, what: str, profile_name: str) -> Obj | None:
+    """A copy of a prepared container, unless the Pod already has a container by its name, or
+    an earlier selected profile brings one (names are unique within a profile only: the first
+    profile's is taken).
 
     Without ``fresh_copies`` only the container's own dict is copied: the builder changes
     a taken container by assigning its top-level keys, never inside its values."""
     name = container.value["name"]
     if name in builder.taken_names:
-        builder.warnings.append(f"{what} {name} not injected: the Pod already has a container named {name}")
+        owner = builder.taken_by.get(name)
+        builder.warnings.append(
+            f"{what} {name} not injected: the Pod already has a container named {name}" if owner is None else
+            f"{what} {name} of profile {profile_name} not injected: profile {owner} brings a container named {name}")
         return None
     builder.taken_names.add(name)
+    builder.taken_by[name] = profile_name
     return container.copy() if builder.fresh_copies else dict(container.value)
 
 
@@ -58,13 +64,13 @@ def fit_pod_level_resources(builder: Builder, container: Obj) -> None:
 def collect_containers(builder: Builder) -> None:
     # The prepared containers already carry their profile's mounts; pod-level resources
     # only touch "resources", which no preparation step does, so the order does not matter.
-    for _, _, prepared in builder.plan.init:
-        taken = take(builder, prepared, "init container")
+    for profile_name, _, prepared in builder.plan.init:
+        taken = take(builder, prepared, "init container", profile_name)
         if taken is not None:
             fit_pod_level_resources(builder, taken)
             builder.init_added.append(taken)
     for profile_name, profile, prepared, warnings in builder.plan.sidecars:
-        taken = take(builder, prepared, "sidecar")
+        taken = take(builder, prepared, "sidecar", profile_name)
         if taken is not None:
             fit_pod_level_resources(builder, taken)
             builder.sidecars.append((profile_name, taken))
