@@ -179,3 +179,44 @@ def test_only_the_overridden_resources_are_compared() -> None:
         "requests": {"cpu": "500m"}, "limits": {"cpu": "100m"}}}], initContainers=[],
         overrides=OverridePolicy(resources={"max": {"memory": "1Gi"}}))
     assert check((("proxy", "memory-limit", "128Mi"),), (("p", profile),)) == []
+
+
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize("image", [f"envoyproxy/envoy:v1.3@{DIGEST}", f"envoyproxy/envoy:v1.31@{DIGEST}",
+                                   f"envoyproxy/envoy:v1.3x@{DIGEST}"])
+def test_a_digest_is_allowed_only_by_a_pattern_that_names_one(image: str) -> None:
+    # envoyproxy/envoy:v1.3* matched "v1.3@sha256:<any>": a digest pins any image of the repository.
+    outcome = review(pod_review(pod({A + "proxy.image": image})), CONFIG)
+    assert (outcome.decision, outcome.reason) == ("denied", "override-not-allowed")
+    assert outcome.message.endswith("profile proxy allows images envoyproxy/envoy:v1.3*; "
+                                    "a digest only where a pattern has @")
+    pinned = parse_config({"profiles": {"p": {"containers": [{"name": "proxy", "image": "envoyproxy/envoy:v1.31"}],
+                                              "overrides": {"images": ["envoyproxy/envoy:v1.3*@sha256:*"]}}},
+                           "defaultProfiles": ["p"]}, "test")
+    assert review(pod_review(pod({A + "proxy.image": image})), pinned).decision == "injected"
+
+
+@pytest.mark.parametrize("image", ["envoyproxy/envoy:v1.3\x00", "envoyproxy/envoy:v1.3\u200b", "envoyproxy/envoy:v1.3\t",
+                                   "envoyproxy/envoy:v1.3\n", "envoyproxy/envoy:v1.3\u00e9", "envoyproxy/envoy:v1.3:x",
+                                   "envoyproxy//envoy:v1.3", "envoyproxy/envoy:v1.3@sha256:short", ""])
+def test_an_image_that_is_not_a_reference_is_invalid(image: str) -> None:
+    outcome = review(pod_review(pod({A + "proxy.image": image})), CONFIG)
+    assert (outcome.decision, outcome.reason) == ("denied", "invalid-annotation")
+    assert outcome.review["response"]["status"]["code"] == 400
+    assert "an image reference name[:tag][@digest]" in outcome.message and outcome.message.isprintable()
+
+
+def test_override_values_are_bounded_and_a_longer_one_is_denied_naming_the_bound() -> None:
+    wide = {"profiles": {"p": {"containers": [{"name": "proxy", "image": "envoyproxy/envoy:v1.31"}],
+                               "overrides": {"images": ["*"], "env": ["*"]}}}, "defaultProfiles": ["p"]}
+    config = parse_config(wide, "test")
+    image = "registry.example.com/" + "a" * 300 + ":" + "t" * 128  # 450 characters: a reference still
+    assert review(pod_review(pod({A + "proxy.image": image, A + "proxy.env.X": "v" * 4096})), config).decision == "injected"
+    too_long = review(pod_review(pod({A + "proxy.image": image + "a" * 63, A + "proxy.env.X": "v" * 4097})), config)
+    assert too_long.decision == "denied" and len(too_long.message) <= 1000
+    assert too_long.problems == (f"annotation {A}proxy.env.X='{'v' * 57}...' is invalid: an env value of at most 4096 "
+                                 "characters",
+                                 f"annotation {A}proxy.image='registry.example.com/{'a' * 36}...' is invalid: an image "
+                                 "reference of at most 512 characters")

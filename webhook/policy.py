@@ -294,6 +294,10 @@ def _first(override: Any, default: Any) -> Any:
 
 # Bound of Config.resolved: the keys include numbers from the Pod's annotations.
 RESOLVED_MEMO_SIZE = 1024
+# Override values are text from the Pod (an image, an env value): a question whose overrides hold
+# more than this is resolved afresh and not kept, so the memo stays small (1024 entries of a few
+# KiB) however large the values the Pods send (each is bounded too: webhook.sidecar_overrides).
+MEMO_OVERRIDE_CHARS = 1024
 
 
 def resolve(
@@ -307,8 +311,12 @@ def resolve(
     largest number wins), then let the Pod's annotations override them.
 
     Memoized on the config (the same Settings object comes back for the same question, so
-    inject() can keep its per-settings plan on it)."""
+    inject() can keep its per-settings plan on it), but for overrides of more than
+    MEMO_OVERRIDE_CHARS."""
     finite = runs_to_completion(pod, context)
+    if overrides.per_container and sum(len(value) for *_, value in overrides.per_container) > MEMO_OVERRIDE_CHARS:
+        settings, warnings = _resolve(profiles, overrides, finite, config)
+        return settings, list(warnings)
     # The profiles' identities, not only their names: a caller may pass profiles of its own.
     key = (tuple((name, id(profile)) for name, profile in profiles), overrides, finite)
     memo = config.resolved

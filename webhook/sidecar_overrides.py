@@ -10,6 +10,7 @@ Quantities are compared as the API server would: request <= limit <= the profile
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +25,22 @@ from webhook.jsontree import copy_tree, is_map
 
 Obj = dict[str, Any]
 Entry = tuple[str, str, str]  # (container, field, value), as annotations.Overrides.containers holds them
+
+# What one override may hold. A reference is a name of at most 255 characters, a tag of 128 and
+# a digest; an env value set by annotation is a setting, not a payload (a file belongs in a
+# ConfigMap). Longer values are denied, naming the bound: they would be copied into the patch,
+# the injected Pod and every answer's memo.
+MAX_IMAGE_CHARS = 512
+MAX_ENV_VALUE_CHARS = 4096
+
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_IMAGE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?",
+    re.ASCII,
+)
 
 
 @dataclass(frozen=True)
@@ -100,12 +117,37 @@ def check(entries: tuple[Entry, ...], profiles: tuple[tuple[str, Profile], ...])
     return errors
 
 
+def image_reference(value: str) -> tuple[str, str | None, str | None] | None:
+    """(name, tag, digest) of an image reference (``name[:tag][@digest]``, the grammar of
+    distribution/reference that the container runtimes read), or None when it is not one:
+    ASCII only, no blanks, control or invisible characters."""
+    match = _IMAGE.fullmatch(value) if len(value) <= MAX_IMAGE_CHARS else None
+    return (match.group("name"), match.group("tag"), match.group("digest")) if match else None
+
+
+def image_allowed(value: str, patterns: list[str]) -> bool:
+    """Whether an image reference matches one of the patterns. A pattern is matched against the
+    whole reference, and a reference with a digest only by a pattern that names one itself
+    (contains ``@``): a digest pins any image of the repository, so ``envoyproxy/envoy:v1.3*``
+    must not let ``envoyproxy/envoy:v1.3@sha256:<anything>`` through."""
+    reference = image_reference(value)
+    if reference is None:
+        return False
+    pinned = reference[2] is not None
+    return any(fnmatchcase(value, pattern) for pattern in patterns if "@" in pattern or not pinned)
+
+
 def _problem(key: str, field: str, value: str, profile_name: str, policy: OverridePolicy) -> AnnotationError | None:
     if field == OVERRIDE_IMAGE:
-        if not value or any(ch.isspace() for ch in value):
-            return AnnotationError(key, value, "an image reference without blanks")
-        if not any(fnmatchcase(value, pattern) for pattern in policy.images):
-            return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
+        if len(value) > MAX_IMAGE_CHARS:
+            return AnnotationError(key, value, f"an image reference of at most {MAX_IMAGE_CHARS} characters")
+        if image_reference(value) is None:
+            return AnnotationError(key, value, "an image reference name[:tag][@digest] such as "
+                                               "registry.example.com/team/proxy:1.2 (ASCII, no blanks)")
+        if not image_allowed(value, policy.images):
+            pinned = "@" in value and not any("@" in pattern for pattern in policy.images)
+            return OverrideNotAllowed(key, value, allowed(profile_name, policy, field)
+                                      + ("; a digest only where a pattern has @" if pinned else ""))
         return None
     if field in OVERRIDE_RESOURCES:
         _, resource = OVERRIDE_RESOURCES[field]
@@ -117,6 +159,8 @@ def _problem(key: str, field: str, value: str, profile_name: str, policy: Overri
         if limit is None or amount > quantity.parse(limit):
             return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
         return None
+    if len(value) > MAX_ENV_VALUE_CHARS:
+        return AnnotationError(key, value, f"an env value of at most {MAX_ENV_VALUE_CHARS} characters")
     if not any(fnmatchcase(field.removeprefix(OVERRIDE_ENV), pattern) for pattern in policy.env):
         return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
     return None
