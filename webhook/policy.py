@@ -22,6 +22,7 @@ from webhook.errors import (
     RequesterNotAllowed,
     RunToCompletionDenied,
     combined,
+    listed,
     shown,
 )
 from webhook.jsontree import is_map
@@ -283,8 +284,8 @@ def _selection_problems(overrides: ann.Overrides, profiles: tuple[tuple[str, Pro
         have = [c.get("name") for c in spec_list(pod, "containers")]
         if unknown := [name for name in overrides.targets if name not in have]:
             problems.append(AnnotationError(ann.CONTAINERS, ",".join(overrides.targets),
-                                            f"the Pod has no container {', '.join(unknown)}; "
-                                            f"its containers: {', '.join(map(str, have))}"))
+                                            f"the Pod has no container {listed(unknown)}; "
+                                            f"its containers: {listed(have)}"))
     return problems
 
 
