@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.annotations import STATUS
 from webhook.config import Config
 from webhook.jsontree import contains, is_map
 from webhook.patch import Op, add
@@ -43,17 +44,18 @@ def repair(pod: Mapping[str, Any], context: PodContext, config: Config) -> Repai
     """What of ours is missing (added again) or changed (reported) in a Pod with our status."""
     result = Repair()
     status = read_status(pod)
-    if status is None:
+    if status is None:  # the annotation is there (the Pod is already injected) but unreadable
+        result.warnings.append(f"{STATUS} cannot be read; nothing is repaired")
         return result
     anew = injected_anew(pod, context, config)
     fresh = (anew or {}).get("spec") or {}
     compare = status.get("configHash") == config.config_hash  # else the config's pieces may differ anyway
     spec: Obj = dict(pod.get("spec") or {})
-    recorded = [n for n in status.get("initContainers") or () if isinstance(n, str)]
-    sidecars = [n for n in status.get("containers") or () if isinstance(n, str)]
+    recorded: list[str] = status.get("initContainers", [])
+    sidecars: list[str] = status.get("containers", [])
     groups = [("initContainers", "init container", recorded)]
     groups.append(("initContainers", "sidecar", sidecars) if status.get("native") else ("containers", "sidecar", sidecars))
-    groups.append(("volumes", "volume", [n for n in status.get("volumes") or () if isinstance(n, str)]))
+    groups.append(("volumes", "volume", status.get("volumes", [])))
     front = {"initContainers": recorded + (sidecars if status.get("native") else []), "containers": sidecars}
     for key, what, names in groups:
         wanted = {item["name"]: item for item in fresh.get(key) or () if is_map(item)}
