@@ -4,15 +4,23 @@ had it; what it changed is reported and left; when nothing is missing nothing is
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
-from webhook.config import load_config_file
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from webhook.config import Config, load_config_file, parse_config
 from webhook.mutate import review
+from webhook.uninject import uninject
 
 from engine_support import BASE_CONFIG, apply, decoded_patch, pod_review, server_answer_differs
-from k8s_checks import LATEST_SCHEMA, pod_errors
+from k8s_checks import LATEST_SCHEMA, pod_errors, semantic_errors
+from test_properties import pods
 
 CONFIG = load_config_file(BASE_CONFIG)
+STATUS = "sidecar-injector.io/status"
 
 
 def injected(annotations: dict[str, str]) -> dict[str, Any]:
@@ -23,11 +31,17 @@ def injected(annotations: dict[str, str]) -> dict[str, Any]:
     return copy.deepcopy(outcome.patched_pod)
 
 
-def reinvoked(pod: dict[str, Any]) -> Any:
+def reinvoked(pod: dict[str, Any], config: Config = CONFIG) -> Any:
     body = pod_review(pod)
-    outcome = review(body, CONFIG)
-    assert not server_answer_differs(body, CONFIG, outcome)
+    outcome = review(body, config)
+    assert not server_answer_differs(body, config, outcome)
     return outcome
+
+
+def repaired_pod(pod: dict[str, Any], config: Config = CONFIG) -> tuple[Any, dict[str, Any]]:
+    outcome = reinvoked(pod, config)
+    ops = decoded_patch(outcome)
+    return outcome, pod if ops is None else apply(pod, ops)
 
 
 def test_a_removed_legacy_sidecar_goes_back_in_front_in_order() -> None:
@@ -62,3 +76,69 @@ def test_removed_native_sidecars_and_init_containers_go_back_where_they_were() -
 def test_a_status_without_anything_missing_adds_nothing() -> None:
     outcome = reinvoked(injected({}))
     assert outcome.reason == "already-injected" and outcome.patched_pod is None
+
+
+def test_a_restored_sidecar_brings_the_volumes_it_mounts_now() -> None:
+    # The config gained a mount since injection: the sidecar comes back as injected now, and
+    # the volume the status does not name comes with it (it named a volume the Pod lacked).
+    pod = injected({})
+    del pod["spec"]["initContainers"][0]
+    data = yaml.safe_load(BASE_CONFIG.read_text())
+    data["profiles"]["proxy"]["volumes"].append({"name": "proxy-certs", "secret": {"secretName": "certs"}})
+    data["profiles"]["proxy"]["volumeMounts"]["proxy"].append({"name": "proxy-certs", "mountPath": "/certs"})
+    config = parse_config(data, "test")
+    outcome, repaired = repaired_pod(pod, config)
+    assert outcome.warnings == ["sidecar proxy was removed by another webhook; added again",
+                                "volume proxy-certs added: the restored proxy mounts it"]
+    assert outcome.review["response"]["auditAnnotations"]["restored"] == "sidecar proxy, volume proxy-certs"
+    assert pod_errors(repaired, LATEST_SCHEMA) == []
+    assert json.loads(repaired["metadata"]["annotations"][STATUS])["volumes"][-1] == "proxy-certs"
+    assert reinvoked(repaired, config).patched_pod is None
+    assert uninject(repaired).pod["spec"] == {"containers": [{"name": "app", "image": "nginx:1.27"}]}
+
+
+def test_a_status_that_names_a_sidecar_alone_gives_it_its_volumes() -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "web", "annotations": {STATUS: '{"containers":["proxy"],"native":true}'}},
+           "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}
+    outcome, repaired = repaired_pod(pod)
+    assert outcome.reason == "repaired" and pod_errors(repaired, LATEST_SCHEMA) == []
+    assert [v["name"] for v in repaired["spec"]["volumes"]] == ["proxy-config", "podinfo", "proxy-token"]
+    status = json.loads(repaired["metadata"]["annotations"][STATUS])
+    assert status["created"] == ["spec.initContainers", "spec.volumes"]
+    assert uninject(repaired).pod == {**pod, "metadata": {"name": "web", "annotations": {}}}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(pods(), st.data())
+def test_any_repaired_pod_is_one_the_api_server_accepts(pod: dict[str, Any], data: st.DataObject) -> None:
+    """Whatever another webhook removed of ours, the repaired Pod passes the API server's rules,
+    a further reinvocation adds nothing, and uninject gives the Pod as it was before injection."""
+    assume(semantic_errors(pod) == [])
+    original = copy.deepcopy(pod)
+    outcome = review(pod_review(pod), CONFIG)
+    assume(outcome.patched_pod is not None)
+    whole = copy.deepcopy(outcome.patched_pod)
+    status = json.loads(whole["metadata"]["annotations"][STATUS])
+    sidecars = "initContainers" if status["native"] else "containers"
+    pieces = [("initContainers", n) for n in status["initContainers"]] + [(sidecars, n) for n in status["containers"]]
+    pieces += [("volumes", n) for n in status["volumes"]]
+    assume(pieces)
+    broken = copy.deepcopy(whole)
+    for key, name in data.draw(st.lists(st.sampled_from(pieces), min_size=1, unique=True)):
+        broken["spec"][key] = [item for item in broken["spec"][key] if item["name"] != name]
+    outcome, repaired = repaired_pod(broken)
+    assert outcome.reason == "repaired"
+    assert pod_errors(repaired, LATEST_SCHEMA) == []
+    assert all(len(w) < 120 for w in outcome.warnings)
+    assert reinvoked(repaired).patched_pod is None
+    assert uninject(repaired).pod == original
+
+
+def test_a_sidecar_moved_to_the_other_list_is_reported_not_added_twice() -> None:
+    pod = injected({})
+    proxy = pod["spec"]["initContainers"].pop(0)
+    pod["spec"]["containers"].append({k: v for k, v in proxy.items() if k != "restartPolicy"})
+    outcome = reinvoked(pod)
+    assert outcome.patched_pod is None and "sidecar proxy was moved by another webhook; left as it is" in outcome.warnings
+    assert outcome.review["response"]["auditAnnotations"]["changed"] == "sidecar proxy"

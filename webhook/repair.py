@@ -4,13 +4,15 @@ With ``reinvocationPolicy: IfNeeded`` a later webhook may change the Pod before 
 again, and some remove other injectors' containers (Istio's is reported to). On a Pod with our
 status annotation, each container, init container and volume the status names is looked for:
 one that is gone is added again as the config injects it now, with a warning that another
-webhook removed it; one that is there but no longer holds what injection put there (more
+webhook removed it, and with the volumes it mounts that the Pod lacks (the status records
+them, so uninject takes them away too); one that is there but no longer holds what injection put there (more
 fields, such as the API server's defaults, are fine) is left as it is, with a warning and an
 audit annotation. When nothing is missing, nothing is added: injection stays idempotent.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from webhook.annotations import STATUS
 from webhook.config import Config
 from webhook.jsontree import contains, is_map
-from webhook.patch import Op, add
+from webhook.patch import Op, add, escape
 from webhook.policy import PodContext
 from webhook.uninject import injected_anew, read_status
 
@@ -34,6 +36,7 @@ class Repair:
     restored: list[str] = field(default_factory=list)  # "sidecar proxy", "volume podinfo"
     changed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # the spec lists repair created ("spec.volumes")
 
 
 def _names(items: Any) -> list[str]:
@@ -57,6 +60,7 @@ def repair(pod: Mapping[str, Any], context: PodContext, config: Config) -> Repai
     groups.append(("initContainers", "sidecar", sidecars) if status.get("native") else ("containers", "sidecar", sidecars))
     groups.append(("volumes", "volume", status.get("volumes", [])))
     front = {"initContainers": recorded + (sidecars if status.get("native") else []), "containers": sidecars}
+    restored: list[Obj] = []
     for key, what, names in groups:
         wanted = {item["name"]: item for item in fresh.get(key) or () if is_map(item)}
         for name in names:
@@ -66,15 +70,62 @@ def repair(pod: Mapping[str, Any], context: PodContext, config: Config) -> Repai
                     result.changed.append(f"{what} {name}")
                     result.warnings.append(f"{what} {name} was changed by another webhook; left as it is")
                 continue
+            if key != "volumes" and name in _container_names(spec):
+                result.changed.append(f"{what} {name}")
+                result.warnings.append(f"{what} {name} was moved by another webhook; left as it is")
+                continue
             if name not in wanted:
                 result.warnings.append(f"{what} {name} was removed by another webhook; the config no longer injects it")
                 continue
             _put_back(result, spec, key, name, wanted[name], front.get(key))
             result.restored.append(f"{what} {name}")
             result.warnings.append(f"{what} {name} was removed by another webhook; added again")
+            if key != "volumes":
+                restored.append(wanted[name])
+    added = _volumes_mounted(result, spec, restored, fresh)
+    if result.ops and (added or result.created):
+        result.ops.append(_status_op(status, added, result.created))
     if result.ops:
         result.pod = {**pod, "spec": spec}
     return result
+
+
+def _container_names(spec: Mapping[str, Any]) -> set[str]:
+    return {name for key in ("initContainers", "containers", "ephemeralContainers") for name in _names(spec.get(key))}
+
+
+def _volumes_mounted(result: Repair, spec: Obj, restored: list[Obj], fresh: Mapping[str, Any]) -> list[str]:
+    """The volumes a restored container mounts that the Pod lacks, added from the fresh injection.
+
+    A restored container is the one the config injects now, while the status names the volumes
+    injection added then: a mount the config has gained since (or a forged status that names
+    the container alone) would name a volume the Pod does not have, and the API server would
+    refuse the Pod. Returns the names added, which the status then records too."""
+    have = set(_names(spec.get("volumes")))
+    wanted = {item["name"]: item for item in fresh.get("volumes") or () if is_map(item)}
+    added: list[str] = []
+    for container in restored:
+        for mount in container.get("volumeMounts") or ():
+            name = mount.get("name") if is_map(mount) else None
+            if name in wanted and name not in have:
+                _put_back(result, spec, "volumes", name, wanted[name], None)
+                have.add(name)
+                added.append(name)
+                result.restored.append(f"volume {name}")
+                result.warnings.append(f"volume {name} added: the restored {container['name']} mounts it")
+    return added
+
+
+def _status_op(status: Mapping[str, Any], volumes: list[str], created: list[str]) -> Op:
+    """The status annotation recording what repair added beyond what it names (volumes, the lists
+    it created), so that uninject takes that away too."""
+    record = dict(status)
+    if volumes:
+        record["volumes"] = [*status.get("volumes", []), *volumes]
+    if created:
+        record["created"] = [*status.get("created", []), *(key for key in created if key not in status.get("created", []))]
+    text = json.dumps(record, separators=(",", ":"))
+    return {"op": "replace", "path": f"/metadata/annotations/{escape(STATUS)}", "value": text}
 
 
 def _put_back(result: Repair, spec: Obj, key: str, name: str, item: Obj, front: list[str] | None) -> None:
@@ -83,6 +134,8 @@ def _put_back(result: Repair, spec: Obj, key: str, name: str, item: Obj, front: 
     if not isinstance(items, list):
         spec[key] = [item]
         result.ops.append(add(f"/spec/{key}", [item]))
+        if key != "containers":
+            result.created.append(f"spec.{key}")
         return
     if front is None:
         index = len(items)
