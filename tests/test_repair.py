@@ -142,3 +142,78 @@ def test_a_sidecar_moved_to_the_other_list_is_reported_not_added_twice() -> None
     outcome = reinvoked(pod)
     assert outcome.patched_pod is None and "sidecar proxy was moved by another webhook; left as it is" in outcome.warnings
     assert outcome.review["response"]["auditAnnotations"]["changed"] == "sidecar proxy"
+
+
+CANONICAL = {"0.5Gi": "512Mi", "1000m": "1", "1e3": "1k", "0.25": "250m", "2048Ki": "2Mi"}
+
+
+def as_the_api_server_returns_it(pod: dict[str, Any]) -> dict[str, Any]:
+    """The injected Pod as a reinvocation carries it: the API server's defaults filled in and its
+    quantities written canonical (what it does between two webhooks, and what kubectl get shows)."""
+    pod = copy.deepcopy(pod)
+    spec = pod["spec"]
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        container.setdefault("imagePullPolicy", "IfNotPresent")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        for port in container.get("ports", []):
+            port.setdefault("protocol", "TCP")
+        for probe in (container.get(k) for k in ("readinessProbe", "livenessProbe", "startupProbe")):
+            if probe is not None:
+                for key, value in (("timeoutSeconds", 1), ("successThreshold", 1), ("failureThreshold", 3),
+                                   ("periodSeconds", 10)):
+                    probe.setdefault(key, value)
+                if "httpGet" in probe:
+                    probe["httpGet"].setdefault("scheme", "HTTP")
+        for var in container.get("env", []):
+            if "fieldRef" in var.get("valueFrom", {}):
+                var["valueFrom"]["fieldRef"].setdefault("apiVersion", "v1")
+        resources = container.get("resources", {})
+        for kind in ("requests", "limits"):
+            for name, value in resources.get(kind, {}).items():
+                resources[kind][name] = CANONICAL.get(value, value)
+        if "limits" in resources:
+            resources["requests"] = {**resources["limits"], **resources.get("requests", {})}
+    for volume in spec.get("volumes", []):
+        for source in ("configMap", "downwardAPI", "projected", "secret"):
+            if source in volume:
+                volume[source].setdefault("defaultMode", 420)
+        for item in volume.get("downwardAPI", {}).get("items", []):
+            item["fieldRef"].setdefault("apiVersion", "v1")
+        if "sizeLimit" in volume.get("emptyDir", {}):
+            volume["emptyDir"]["sizeLimit"] = CANONICAL.get(volume["emptyDir"]["sizeLimit"], volume["emptyDir"]["sizeLimit"])
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("schedulerName", "default-scheduler")
+    return pod
+
+
+def test_the_api_servers_defaults_and_canonical_quantities_are_no_change() -> None:
+    # 0.5Gi comes back as 512Mi and 1000m as 1: compared as text, every such Pod was "changed".
+    annotations = {"sidecar-injector.io/proxy.memory-limit": "0.5Gi", "sidecar-injector.io/proxy.cpu-limit": "1000m",
+                   "sidecar-injector.io/profiles": "proxy,agent,logging"}
+    for extra in ({}, {"sidecar-injector.io/native-sidecar": "false"}):
+        pod = as_the_api_server_returns_it(injected({**annotations, **extra}))
+        outcome = reinvoked(pod)
+        assert outcome.reason == "already-injected" and outcome.patched_pod is None
+        assert outcome.warnings == ["already injected: the Pod already carries sidecar-injector.io/status"]
+        assert "changed" not in outcome.review["response"]["auditAnnotations"]
+        assert uninject(pod).warnings == []
+
+
+def test_a_sidecar_another_webhook_changed_is_reported_and_left() -> None:
+    pod = as_the_api_server_returns_it(injected({"sidecar-injector.io/profiles": "proxy,agent"}))
+    proxy = next(c for c in pod["spec"]["initContainers"] if c["name"] == "proxy")
+    proxy["image"] = "docker.io/istio/proxyv2:1.24.0"
+    agent_data = next(v for v in pod["spec"]["volumes"] if v["name"] == "agent-data")
+    agent_data["emptyDir"]["medium"] = "Memory"  # more fields: still ours
+    outcome = reinvoked(pod)
+    assert outcome.patched_pod is None and outcome.reason == "already-injected"
+    assert outcome.warnings == ["already injected: the Pod already carries sidecar-injector.io/status",
+                                "sidecar proxy was changed by another webhook; left as it is"]
+    assert outcome.review["response"]["auditAnnotations"]["changed"] == "sidecar proxy"
+    proxy["image"] = "envoyproxy/envoy:v1.31.2"
+    proxy["resources"]["requests"]["memory"] = "65Mi"  # a value, not its spelling
+    assert reinvoked(pod).review["response"]["auditAnnotations"]["changed"] == "sidecar proxy"
+    pod["spec"]["volumes"][0] = {**pod["spec"]["volumes"][0], "configMap": {"name": "theirs"}}
+    assert reinvoked(pod).review["response"]["auditAnnotations"]["changed"] == "sidecar proxy, volume proxy-config"

@@ -147,8 +147,26 @@ class _Undo:
         present = _by_name(items)
         expected = _by_name(self.reference.get(key))
         gone = {name for name in names if self.ours(f"{what} {name}", present.get(name), expected.get(name))}
+        if key == "volumes":
+            gone -= self.still_mounted(gone)
         if gone:
             self.spec[key] = [item for item in items if not (is_map(item) and item.get("name") in gone)]
+
+    def still_mounted(self, volumes: set[str]) -> set[str]:
+        """Those of ``volumes`` a container left in place still mounts (one someone changed, so no
+        longer ours, or one of the Pod's own): taking them away would give an invalid Pod."""
+        kept: set[str] = set()
+        for key in ("initContainers", "containers", "ephemeralContainers"):
+            for container in _by_name(self.spec.get(key)).values():
+                for kind in ("volumeMounts", "volumeDevices"):
+                    mounts = container.get(kind)
+                    for mount in mounts if isinstance(mounts, list) else ():
+                        name = mount.get("name") if is_map(mount) else None
+                        if name in volumes and name not in kept:
+                            kept.add(name)
+                            self.warnings.append(f"volume {name} is still mounted by container "
+                                                 f"{container['name']}; left in place")
+        return kept
 
     def app_container(self, name: str, added: Mapping[str, Any]) -> None:
         container = _by_name(self.spec.get("containers")).get(name)
@@ -216,8 +234,8 @@ def uninject(pod: Mapping[str, Any], reference: Mapping[str, Any] | None = None)
     undo.remove_named("initContainers", status.get("initContainers", []), "init container")
     undo.remove_named("initContainers" if status.get("native") else "containers", status.get("containers", []),
                       "sidecar")
-    undo.remove_named("volumes", status.get("volumes", []), "volume")
     for name, record in status.get("appContainers", {}).items():
         undo.app_container(name, record)
+    undo.remove_named("volumes", status.get("volumes", []), "volume")  # once the mounts that go are gone
     undo.pod_level(status)
     return Uninjection(undo.pod, True, undo.warnings)
