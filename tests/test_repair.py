@@ -217,3 +217,26 @@ def test_a_sidecar_another_webhook_changed_is_reported_and_left() -> None:
     assert reinvoked(pod).review["response"]["auditAnnotations"]["changed"] == "sidecar proxy"
     pod["spec"]["volumes"][0] = {**pod["spec"]["volumes"][0], "configMap": {"name": "theirs"}}
     assert reinvoked(pod).review["response"]["auditAnnotations"]["changed"] == "sidecar proxy, volume proxy-config"
+
+
+def test_a_reinvocation_with_nothing_missing_injects_nothing_anew(monkeypatch: Any) -> None:
+    """The fresh injection is computed only when a recorded name is missing or a comparison needs
+    it (the status's config hash is this config's), and then kept per settings and Pod shape."""
+    import webhook.repair as repair_module
+
+    calls: list[int] = []
+    real_inject = repair_module.inject
+    monkeypatch.setattr(repair_module, "inject", lambda *args, **kwargs: calls.append(1) or real_inject(*args, **kwargs))
+    config = load_config_file(BASE_CONFIG)  # a memo of its own
+    pod = injected({"sidecar-injector.io/profiles": "proxy,agent"})
+    stale = copy.deepcopy(pod)
+    status = json.loads(stale["metadata"]["annotations"][STATUS])
+    stale["metadata"]["annotations"][STATUS] = json.dumps({**status, "configHash": "0" * 16})
+    assert reinvoked(stale, config).patched_pod is None and calls == []  # nothing missing, nothing to compare
+    for _ in range(3):
+        assert reinvoked(as_the_api_server_returns_it(pod), config).patched_pod is None
+    assert len(calls) == 1  # compared three times, injected anew once
+    del stale["spec"]["initContainers"][-1]
+    assert reinvoked(stale, config).reason == "repaired" and len(calls) == 1  # missing: the same shape's pieces
+    stale["spec"]["volumes"].append({"name": "mine", "emptyDir": {}})
+    assert reinvoked(stale, config).reason == "repaired" and len(calls) == 2  # another shape: injected anew

@@ -24,7 +24,8 @@ MAX_MESSAGE_CHARS = 1000
 
 def clip(text: str, limit: int) -> str:
     """The text made printable (newlines and the like become blanks) and cut to ``limit`` characters."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -79,6 +79,8 @@ def contains(actual: Any, expected: Any) -> bool:
     cls = type(expected)
     if cls in _ATOMS:
         return type(actual) is cls and actual == expected
+    if type(actual) is cls and actual == expected:  # a part no one touched: compared in C, at once
+        return True
     if cls is list:
         return type(actual) is list and len(actual) == len(expected) and all(map(contains, actual, expected))
     if not is_map(expected):

@@ -16,10 +16,11 @@ piece the status names is taken away by name.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from webhook.annotations import STATUS
 from webhook.config import Config
@@ -57,8 +58,8 @@ def read_status(pod: Mapping[str, Any]) -> Obj | None:
     if not isinstance(text, str):
         return None
     try:
-        status = json.loads(text)
-    except (ValueError, RecursionError):
+        status = orjson.loads(text)
+    except orjson.JSONDecodeError:  # not JSON, nested beyond 1024 levels, an integer beyond 64 bits
         return None
     return status if type(status) is dict and _readable(status) else None
 

@@ -7,6 +7,9 @@ shares the Pod's budget instead of bringing its own requests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from webhook.injection.builder import Builder, Obj
 from webhook.jsontree import Template, is_map
 from webhook.patch import Op, grown
@@ -31,14 +34,23 @@ def take(builder: Builder, container: Template, what: str, profile_name: str) ->
     return container.copy() if builder.fresh_copies else dict(container.value)
 
 
+def pod_budget(spec: Mapping[str, Any]) -> frozenset[str] | None:
+    """The resources the Pod's pod-level ``spec.resources`` budgets (in its requests or limits),
+    or None when it has none: what decides which of a container's own requests and limits go."""
+    resources = spec.get("resources")
+    if not is_map(resources):
+        return None
+    return frozenset(name for kind in ("requests", "limits") if is_map(values := resources.get(kind))
+                     for name in values)
+
+
 def fit_pod_level_resources(builder: Builder, container: Obj) -> None:
     """With pod-level resources the containers' sum must fit in them; a sidecar that
     brings its own requests could push it over, so it shares the Pod's budget instead."""
-    pod_resources = builder.spec.get("resources")
+    budgeted = pod_budget(builder.spec)
     own = container.get("resources")
-    if not is_map(pod_resources) or type(own) is not dict:
+    if budgeted is None or type(own) is not dict:
         return
-    budgeted = set(pod_resources.get("requests") or {}) | set(pod_resources.get("limits") or {})
     kept = dict(own)  # copy on write: the container's own objects may be the plan's
     dropped = False
     for kind in ("requests", "limits"):
