@@ -248,6 +248,19 @@ def test_same_container_name_in_two_profiles_is_allowed() -> None:
     parse_config({"profiles": {"p": profile(), "q": profile()}})
 
 
+@pytest.mark.parametrize("key", ["containers", "initContainers"])
+def test_a_request_above_its_limit_in_a_profile_is_a_config_error(key: str) -> None:
+    container = {**SIDECAR, "resources": {"requests": {"cpu": "500m", "memory": "64Mi"}, "limits": {"cpu": "100m"}}}
+    text = config_error({"profiles": {"p": {key: [container]}}})
+    assert f"profiles.p.{key}: {key}[0] (side).resources: the cpu request 500m exceeds its limit 100m" in text
+
+
+def test_requests_and_limits_compare_as_values_and_non_quantities_are_left_to_the_api_server() -> None:
+    resources = {"requests": {"cpu": "1000m", "memory": "x", "memory2": 1}, "limits": {"cpu": 1, "memory": "1Mi",
+                                                                                        "memory2": "1Ki"}}
+    parse_config({"profiles": {"p": {"containers": [{**SIDECAR, "resources": resources}]}}})
+
+
 def test_duplicate_volume_names_in_a_profile() -> None:
     volumes = [{"name": "v", "emptyDir": {}}, {"name": "v", "configMap": {"name": "c"}}]
     text = config_error({"profiles": {"p": profile(volumes=volumes)}})

@@ -93,3 +93,28 @@ def test_shared_outputs_give_the_same_answers_and_never_change_the_plan() -> Non
         assert a.review == b.review == c.review, case
         assert a.patched_pod == b.patched_pod, case
         assert _plans(config) == plan, case
+
+
+def test_large_override_values_are_not_kept_in_the_memo() -> None:
+    """300 Pods with unique 200 KB env values grew a worker by 167 MB: values are bounded, and a
+    question whose override values hold more than MEMO_OVERRIDE_CHARS is resolved afresh."""
+    from webhook.policy import MEMO_OVERRIDE_CHARS
+
+    from engine_support import BASE_CONFIG, pod_review
+
+    config = load_config_file(BASE_CONFIG)
+
+    def pod(value: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "annotations": {"sidecar-injector.io/proxy.env.LOG_LEVEL": value}},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}
+
+    for index in range(20):
+        outcome = review(pod_review(pod(f"{index:04d}" + "x" * MEMO_OVERRIDE_CHARS)), config, fresh_copies=False)
+        assert outcome.decision == "injected"
+        env = outcome.patched_pod["spec"]["initContainers"][0]["env"]
+        assert next(var["value"] for var in env if var["name"] == "LOG_LEVEL").startswith(f"{index:04d}")
+    assert config.resolved == {}
+    review(pod_review(pod("debug")), config)
+    review(pod_review(pod("debug")), config)
+    assert len(config.resolved) == 1

@@ -7,6 +7,7 @@ whose review is gone fails the run, so stale goldens cannot linger.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -27,6 +28,7 @@ from engine_support import (
     summary,
 )
 from k8s_checks import LATEST_SCHEMA, pod_errors
+from refresh_reinvoked import current_status, reinvoked_cases
 
 REFRESH = os.environ.get("REFRESH_GOLDENS") == "1"
 CASES = case_names()
@@ -45,6 +47,15 @@ def test_no_stale_goldens() -> None:
     configs = {p.name.removesuffix(".config.yaml") for p in FIXTURES.glob("*.config.yaml")} - {"config"}
     assert expected - set(CASES) == set(), "expected files without a review: delete them"
     assert configs - set(CASES) == set(), "config overrides without a review: delete them"
+
+
+@pytest.mark.parametrize("case", reinvoked_cases())
+def test_reinvoked_reviews_carry_the_status_injection_writes_now(case: str) -> None:
+    """With a stale config hash repair trusts no comparison, and the goldens stop showing "changed"."""
+    body = load_review(case)
+    written = body["request"]["object"]["metadata"]["annotations"]["sidecar-injector.io/status"]
+    assert written == current_status(body, case), f"{case}: stale status; run tests/refresh_reinvoked.py"
+    assert json.loads(written)["configHash"] == case_config(case).config_hash
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -361,7 +361,7 @@ def test_two_profiles_with_the_same_sidecar_name() -> None:
         "twin": {"containers": [{"name": "proxy", "image": "example.com/twin:1"}]},
     })
     result = run(make_pod({ann.PROFILES: "proxy,twin"}), config)
-    assert "sidecar proxy not injected: the Pod already has a container named proxy" in result.warnings
+    assert "sidecar proxy of profile twin not injected: profile proxy brings a container named proxy" in result.warnings
     assert container(result.pod, "proxy")["image"] == "example.com/proxy:1"  # the first profile's
 
 
@@ -883,3 +883,13 @@ def test_ops_replace_a_list_that_is_null_when_inject_is_called_on_its_own(key: s
     assert f"add /spec/{key}" in _paths(result)
     assert jsonpatch.apply_patch(pod, result.ops, in_place=False) == result.pod
 
+
+
+@pytest.mark.parametrize("resources", [5, {"requests": 5}, {"limits": "x"}, {"requests": ["cpu"]}, {}])
+def test_pod_level_resources_of_another_shape_are_no_internal_error(resources: Any) -> None:
+    # {"requests": 5} was a TypeError: an internal error (the API server refuses such a Pod anyway).
+    pod = make_pod({ann.PROFILES: "proxy"})
+    pod["spec"]["resources"] = resources
+    decision = decide(pod, SHOP, CONFIG)
+    assert decision.settings is not None
+    assert status(inject(pod, decision.settings))["containers"] == ["proxy"]

@@ -284,6 +284,27 @@ def test_annotation_denial() -> None:
     assert_envelope(outcome, sent)
 
 
+def test_a_single_denial_is_bounded_and_lists_a_bounded_number_of_names() -> None:
+    # 5000 unknown target containers gave a 40 KB status message and audit reason.
+    names = ",".join(f"c{i:05d}" for i in range(5000))
+    pod = make_pod({ann.CONTAINERS: names})
+    pod["spec"]["containers"] = [{"name": f"app{i:02d}", "image": "nginx:1.27"} for i in range(40)]
+    outcome = review(body(pod), ALLOW)
+    message = response(outcome)["status"]["message"]
+    assert outcome.reason == "invalid-annotation" and len(message) <= 1000
+    assert response(outcome)["auditAnnotations"]["reason"] == message and outcome.problems == (message,)
+    assert "the Pod has no container c00000, c00001, c00002, c00003, c00004, c00005, c00006, c00007, c00008, " \
+           "c00009 and 4990 more; its containers: app00, app01, app02, app03, app04, app05, app06, app07, app08, " \
+           "app09 and 30 more" in message
+
+
+def test_every_denial_message_is_clipped() -> None:
+    from webhook.errors import AnnotationError, Denied, ProfileNotAllowed
+
+    for error in (AnnotationError("k", "v", "x" * 5000), ProfileNotAllowed("y" * 5000), Denied("z\n" * 3000)):
+        assert len(str(error)) <= 1000 and str(error).isprintable() and str(error).endswith("...")
+
+
 def test_profile_namespace_denial_is_forbidden() -> None:
     outcome = review(body(make_pod({ann.PROFILES: "internal"})), ALLOW)
     assert response(outcome)["status"]["code"] == 403 and response(outcome)["status"]["reason"] == "Forbidden"

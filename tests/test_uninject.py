@@ -108,3 +108,35 @@ def test_what_someone_else_changed_is_left_and_the_rest_taken_away() -> None:
     assert "livenessProbe" not in app and "startupProbe" not in app  # still ours: taken away
     assert [v["name"] for v in result.pod["spec"]["volumes"]] == ["proxy-config"]
     assert STATUS not in result.pod["metadata"].get("annotations", {})
+
+
+def test_a_volume_a_remaining_container_mounts_is_left_in_place() -> None:
+    # The sidecar someone changed stays, and so must the volumes it mounts, or the Pod is invalid.
+    from k8s_checks import pod_errors
+
+    body = load_review("pod-basic")
+    patched = copy.deepcopy(review(body, CONFIG).patched_pod)
+    proxy = next(c for c in patched["spec"]["initContainers"] if c["name"] == "proxy")
+    proxy["image"] = "docker.io/istio/proxyv2:1.24.0"
+    reference = reinjected(patched, PodContext(namespace="shop"), CONFIG)
+    result = uninject(patched, reference)
+    assert result.warnings == ["sidecar proxy was changed since injection; left in place",
+                               "volume proxy-config is still mounted by container proxy; left in place",
+                               "volume podinfo is still mounted by container proxy; left in place",
+                               "volume proxy-token is still mounted by container proxy; left in place"]
+    assert [v["name"] for v in result.pod["spec"]["volumes"]] == ["proxy-config", "podinfo", "proxy-token"]
+    assert pod_errors(result.pod) == []
+    app = result.pod["spec"]["containers"][0]
+    assert "/etc/podinfo" not in [m["mountPath"] for m in app.get("volumeMounts", [])]  # ours: taken away
+
+
+def test_canonical_quantities_are_still_ours() -> None:
+    pod = load_review("pod-basic")["request"]["object"]
+    pod["metadata"].setdefault("annotations", {}).update({"sidecar-injector.io/proxy.memory-limit": "0.5Gi",
+                                                          "sidecar-injector.io/proxy.cpu-limit": "1000m"})
+    before = copy.deepcopy(pod)
+    patched = copy.deepcopy(review(pod_review(pod), CONFIG).patched_pod)
+    proxy = next(c for c in patched["spec"]["initContainers"] if c["name"] == "proxy")
+    proxy["resources"]["limits"] = {"cpu": "1", "memory": "512Mi"}  # as the API server writes them back
+    result = uninject(patched, reinjected(patched, PodContext(namespace="shop"), CONFIG))
+    assert result.warnings == [] and result.pod == before

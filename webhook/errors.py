@@ -24,7 +24,8 @@ MAX_MESSAGE_CHARS = 1000
 
 def clip(text: str, limit: int) -> str:
     """The text made printable (newlines and the like become blanks) and cut to ``limit`` characters."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -36,12 +37,24 @@ class ReviewError(ValueError):
     """The AdmissionReview request itself is malformed (an HTTP 400, not a Pod denial)."""
 
 
+def listed(names: list[Any], limit: int = 10) -> str:
+    """Names from the request, comma-separated: the first ``limit`` of them (each clipped), then
+    how many more, so a message that lists what a Pod has stays bounded however much it has."""
+    shown_names = ", ".join(shown(name, quote=False) for name in names[:limit])
+    return shown_names + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 class Denied(ValueError):
-    """The Pod must be refused (allowed: false); the message is what kubectl shows."""
+    """The Pod must be refused (allowed: false); the message is what kubectl shows, and it also
+    goes into the status, an audit annotation and the API server's log: clipped to
+    MAX_MESSAGE_CHARS, like one that names several problems."""
 
     reason = "denied"
     code = 400
     status_reason = "BadRequest"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(clip(message, MAX_MESSAGE_CHARS))
 
 
 class AnnotationError(Denied):

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from webhook import quantity
+
 Obj = dict[str, Any]
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
@@ -64,11 +66,38 @@ class Template:
         return orjson.loads(self._blob) if self._blob is not None else copy_tree(self.value)
 
 
+# Where a Pod holds quantities, which the API server writes back canonical (0.5Gi as 512Mi, 1000m
+# as 1): a container's resources.requests and .limits (and a volume claim template's), emptyDir's sizeLimit.
+_QUANTITY_MAPS = frozenset({"requests", "limits"})
+_QUANTITY_KEYS = frozenset({"sizeLimit"})
+
+
 def contains(actual: Any, expected: Any) -> bool:
     """Whether ``actual`` holds all of ``expected``: every key of a mapping (more may be there,
-    such as the fields the API server defaults), lists item by item, other values equal."""
-    if is_map(expected):
-        return is_map(actual) and all(key in actual and contains(actual[key], value) for key, value in expected.items())
-    if type(expected) is list:
+    such as the fields the API server defaults), lists item by item, quantities by value (the
+    API server canonicalises them), other values equal."""
+    cls = type(expected)
+    if cls in _ATOMS:
+        return type(actual) is cls and actual == expected
+    if type(actual) is cls and actual == expected:  # a part no one touched: compared in C, at once
+        return True
+    if cls is list:
         return type(actual) is list and len(actual) == len(expected) and all(map(contains, actual, expected))
-    return type(actual) is type(expected) and actual == expected
+    if not is_map(expected):
+        return type(actual) is cls and actual == expected
+    if not is_map(actual):
+        return False
+    for key, value in expected.items():
+        if key not in actual:
+            return False
+        held = actual[key]
+        if key in _QUANTITY_MAPS and is_map(value):
+            if not (is_map(held) and all(name in held and quantity.same(held[name], amount)
+                                         for name, amount in value.items())):
+                return False
+        elif key in _QUANTITY_KEYS:
+            if not quantity.same(held, value):
+                return False
+        elif not contains(held, value):
+            return False
+    return True

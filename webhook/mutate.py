@@ -218,7 +218,7 @@ def _review(api_version: str, request: Mapping[str, Any], config: Config, fresh_
             outcome.review["response"]["auditAnnotations"].update(restored_audit(fixed))
             return outcome
         assert fixed.pod is not None
-        profiles = tuple(str(name) for name in (read_status(pod) or {}).get("profiles") or ())
+        profiles = tuple((read_status(pod) or {}).get("profiles", ()))
         audit = {"decision": "injected", "reason": "repaired", **restored_audit(fixed)}
         return _patched(api_version, uid, described, fixed.ops, fixed.pod, fixed.warnings, audit, config, "repaired",
                         f"added again what another webhook removed: {', '.join(fixed.restored)}", profiles)

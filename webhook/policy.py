@@ -8,7 +8,7 @@ are the sentences users read in `kubectl` warnings and in `sidecar-injector expl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webhook import annotations as ann
@@ -22,6 +22,7 @@ from webhook.errors import (
     RequesterNotAllowed,
     RunToCompletionDenied,
     combined,
+    listed,
     shown,
 )
 from webhook.jsontree import is_map
@@ -73,12 +74,15 @@ class Settings:
 
 @dataclass(frozen=True)
 class Shadow:
-    """What the Pod's profiles in shadow mode would do: the settings with them (the normal ones
-    too), or the denial they would give; only summarised, never patched."""
+    """What the Pod's profiles in shadow mode would do were they normal: the settings with them
+    (the normal ones too), or the denial they would give, or why the Pod would not be injected;
+    and those of them that would be left out, with why. Only summarised, never patched."""
 
     profiles: tuple[str, ...]
     settings: Settings | None = None
     denial: str | None = None
+    skipped: str | None = None
+    left_out: tuple[str, ...] = ()  # "newproxy left out: not allowed in namespace shop"
 
 
 @dataclass(frozen=True)
@@ -171,9 +175,17 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         defaults, invalid = namespace_defaults.read(context.namespace, context.namespace_annotations, config.profiles)
         problems = [*problems, *namespace_defaults.relied_on(invalid, annotations)]
         overrides = namespace_defaults.merged(overrides, defaults)
+    selected = overrides.profiles if overrides.profiles is not None else tuple(config.defaultProfiles)
+    shadowed = tuple(name for name in selected if config.profiles[name].mode == "shadow")
+    active = tuple(name for name in selected if name not in shadowed)
     if problems:
-        readable = _profiles_if_readable(overrides, context, config)
-        return _refused(combined([*problems, *_selection_problems(overrides, readable, pod)]), readable)
+        if shadowed and not active:  # a Pod whose profiles are all in shadow is never refused
+            readable = _permitted(overrides, selected, context, config)
+            return _shadow_decision(Shadow(shadowed, denial=str(combined(
+                [*problems, *_selection_problems(overrides, readable, pod)]))))
+        readable = _permitted(overrides, active, context, config)
+        raise combined([*problems, *_selection_problems(_without_shadow(overrides, readable, shadowed, config),
+                                                        readable, pod)])
     warnings = [f"unknown annotation {key} ignored (check its spelling)" for key in ann.unknown_annotations(annotations)]
     if context.namespace_pending:
         warnings.append("namespace defaults are not loaded yet: the profiles' settings apply")
@@ -182,55 +194,97 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
     if spec.get("hostNetwork") is True and not (config.injectHostNetwork or overrides.inject is True):
         return skip("host-network", f"hostNetwork Pod (sidecar ports would clash with the node); set {ann.INJECT}: \"true\"",
                      *warnings)
+    if not shadowed:
+        return _with_profiles(selected, overrides, pod, context, config, warnings)[0]
+    # The shadow profiles are split off here, before anything about profiles is decided: the Pod
+    # is decided with its normal profiles alone, exactly as if the shadow ones were not selected,
+    # and with all of them (the shadow ones as normal) only to summarise what those would do.
+    # Nothing of the shadow profiles reaches the user: no warning, no denial.
+    if not active:
+        return _shadow_decision(_shadow_of(shadowed, selected, overrides, pod, context, config))
+    decision, _ = _with_profiles(active, _without_shadow(overrides, _profiles(active, config), shadowed, config), pod,
+                                 context, config, warnings)
+    if not decision.inject:
+        return decision
+    return replace(decision, shadow=_shadow_of(shadowed, selected, overrides, pod, context, config))
 
-    if overrides.profiles is not None:
-        names = overrides.profiles
-        for name in names:
-            if not config.profiles[name].namespaces.permits(context.namespace):
-                return _refused(ProfileNotAllowed(f"profile {name} may not be used in namespace "
-                                                  f"{shown(context.namespace, quote=False) or '(none)'}"),
-                                tuple((n, config.profiles[n]) for n in names))
-    else:
-        names = tuple(n for n in config.defaultProfiles if config.profiles[n].namespaces.permits(context.namespace))
-        warnings += [
-            f"default profile {n} is not allowed in namespace {shown(context.namespace, quote=False)}; left out"
-            for n in config.defaultProfiles
-            if n not in names
-        ]
+
+def _profiles(names: tuple[str, ...], config: Config) -> tuple[tuple[str, Profile], ...]:
+    return tuple((name, config.profiles[name]) for name in names)
+
+
+def _with_profiles(names: tuple[str, ...], overrides: ann.Overrides, pod: Mapping[str, Any], context: PodContext,
+                   config: Config, warnings: list[str]) -> tuple[Decision, dict[str, str]]:
+    """The decision with these profiles, for a Pod whose annotations were read and whose
+    Pod-level checks passed; and the profiles left out, with why: default profiles the
+    namespace may not use (a named one is a denial), those runToCompletion leaves out.
+    Raises Denied."""
+    def skip(reason: str, message: str) -> Decision:
+        return Decision(False, reason, message, warnings=(*warnings, f"not injected: {message}"))
+
+    warnings = list(warnings)
+    left_out: dict[str, str] = {}
+    namespace = shown(context.namespace, quote=False)
+    for name in names:
+        if not config.profiles[name].namespaces.permits(context.namespace):
+            if overrides.profiles is not None:
+                raise ProfileNotAllowed(f"profile {name} may not be used in namespace {namespace or '(none)'}")
+            left_out[name] = f"not allowed in namespace {namespace}"
+            warnings.append(f"default profile {name} is not allowed in namespace {namespace}; left out")
+    names = tuple(name for name in names if name not in left_out)
     if not names:
-        message = (
-            f"no default profile is allowed in namespace {shown(context.namespace, quote=False)}"
-            if config.defaultProfiles
-            else f"no profiles selected: no {ann.PROFILES} annotation and no defaultProfiles"
-        )
-        return skip("no-profiles", message, *warnings)
-    profiles = tuple((name, config.profiles[name]) for name in names)
+        return skip("no-profiles", f"no default profile is allowed in namespace {namespace}" if config.defaultProfiles
+                    else f"no profiles selected: no {ann.PROFILES} annotation and no defaultProfiles"), left_out
+    profiles = _profiles(names, config)
     if problems := _selection_problems(overrides, profiles, pod):
-        return _refused(combined(problems), profiles)
+        raise combined(problems)
     if overrides.native_sidecar is not False and not config.kube_version.native_sidecars \
             and runs_to_completion(pod, context):
-        try:
-            kept, left_out = completing_profiles(profiles, str(config.kube_version))
-        except RunToCompletionDenied as error:
-            return _refused(error, profiles)
+        kept, completing = completing_profiles(profiles, str(config.kube_version))
+        kept_names = {name for name, _ in kept}
+        left_out |= {name: RUN_TO_COMPLETION_LEFT_OUT for name in names if name not in kept_names}
         if not kept:
             return skip("run-to-completion", f"a legacy sidecar would keep this run-to-completion Pod from completing "
-                                             f"(no native sidecars on {config.kube_version})", *warnings)
-        warnings += left_out
+                                             f"(no native sidecars on {config.kube_version})"), left_out
+        warnings += completing
         profiles = kept
-        names = tuple(name for name, _ in profiles)
     settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
-    shadowed = tuple(name for name, profile in profiles if profile.mode == "shadow")
-    if shadowed:  # decided in full with them; injected without them
-        shadow = Shadow(shadowed, settings)
-        active = tuple((name, profile) for name, profile in profiles if profile.mode != "shadow")
-        if not active:
-            return Decision(False, "shadow", f"profiles {', '.join(shadowed)} are in shadow mode", shadow=shadow)
-        settings, setting_warnings = resolve(active, overrides, pod, context, config)
-        names = tuple(name for name, _ in active)
-        return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings,
-                        (*warnings, *setting_warnings), shadow)
-    return Decision(True, "injected", f"injecting profiles {', '.join(names)}", settings, (*warnings, *setting_warnings))
+    message = f"injecting profiles {', '.join(name for name, _ in profiles)}"
+    return Decision(True, "injected", message, settings, (*warnings, *setting_warnings)), left_out
+
+
+RUN_TO_COMPLETION_LEFT_OUT = "a legacy sidecar would keep this run-to-completion Pod running"
+
+
+def _shadow_of(shadowed: tuple[str, ...], selected: tuple[str, ...], overrides: ann.Overrides, pod: Mapping[str, Any],
+               context: PodContext, config: Config) -> Shadow:
+    """What the shadow profiles would do were they normal: the Pod decided with every selected
+    profile, its denial or its skip caught (only summarised, never answered)."""
+    try:
+        decision, left_out = _with_profiles(selected, overrides, pod, context, config, [])
+    except Denied as error:
+        return Shadow(shadowed, denial=str(error))
+    reasons = tuple(f"{name} left out: {left_out[name]}" for name in shadowed if name in left_out)
+    if not decision.inject:
+        return Shadow(shadowed, skipped=decision.message, left_out=reasons)
+    return Shadow(shadowed, decision.settings, left_out=reasons)
+
+
+def _shadow_decision(shadow: Shadow) -> Decision:
+    return Decision(False, "shadow", f"profiles {', '.join(shadow.profiles)} are in shadow mode", shadow=shadow)
+
+
+def _without_shadow(overrides: ann.Overrides, active: tuple[tuple[str, Profile], ...], shadowed: tuple[str, ...],
+                    config: Config) -> ann.Overrides:
+    """The Pod's overrides but those of containers only its shadow profiles bring: they are the
+    shadow profiles' business (summarised with them), not a reason to refuse the Pod."""
+    if not overrides.per_container:
+        return overrides
+    theirs = {c["name"] for name in shadowed
+              for c in (*config.profiles[name].initContainers, *config.profiles[name].containers)}
+    ours = {c["name"] for _, profile in active for c in (*profile.initContainers, *profile.containers)}
+    kept = tuple(entry for entry in overrides.per_container if entry[0] in ours or entry[0] not in theirs)
+    return overrides if len(kept) == len(overrides.per_container) else replace(overrides, per_container=kept)
 
 
 def completing_profiles(profiles: tuple[tuple[str, Profile], ...],
@@ -257,21 +311,13 @@ def completing_profiles(profiles: tuple[tuple[str, Profile], ...],
     return tuple(kept), warnings
 
 
-def _refused(error: Denied, profiles: tuple[tuple[str, Profile], ...]) -> Decision:
-    """Raise the denial; but a Pod whose profiles are all in shadow mode is only told what they
-    would do (its denial included), so rolling a profile out in shadow refuses no Pod."""
-    if not profiles or any(profile.mode != "shadow" for _, profile in profiles):
-        raise error
-    names = tuple(name for name, _ in profiles)
-    return Decision(False, "shadow", f"profiles {', '.join(names)} are in shadow mode",
-                    shadow=Shadow(names, denial=str(error)))
-
-
-def _profiles_if_readable(overrides: ann.Overrides, context: PodContext, config: Config) -> tuple[tuple[str, Profile], ...]:
-    """The profiles a Pod with unreadable annotations would get, to name its other problems too."""
-    names = overrides.profiles if overrides.profiles is not None else tuple(
-        n for n in config.defaultProfiles if config.profiles[n].namespaces.permits(context.namespace))
-    return tuple((name, config.profiles[name]) for name in names)
+def _permitted(overrides: ann.Overrides, names: tuple[str, ...], context: PodContext,
+               config: Config) -> tuple[tuple[str, Profile], ...]:
+    """The profiles a Pod with unreadable annotations would get, to name its other problems too
+    (default profiles its namespace may not use left out)."""
+    if overrides.profiles is None:
+        names = tuple(name for name in names if config.profiles[name].namespaces.permits(context.namespace))
+    return _profiles(names, config)
 
 
 def _selection_problems(overrides: ann.Overrides, profiles: tuple[tuple[str, Profile], ...],
@@ -283,8 +329,8 @@ def _selection_problems(overrides: ann.Overrides, profiles: tuple[tuple[str, Pro
         have = [c.get("name") for c in spec_list(pod, "containers")]
         if unknown := [name for name in overrides.targets if name not in have]:
             problems.append(AnnotationError(ann.CONTAINERS, ",".join(overrides.targets),
-                                            f"the Pod has no container {', '.join(unknown)}; "
-                                            f"its containers: {', '.join(map(str, have))}"))
+                                            f"the Pod has no container {listed(unknown)}; "
+                                            f"its containers: {listed(have)}"))
     return problems
 
 
@@ -294,6 +340,10 @@ def _first(override: Any, default: Any) -> Any:
 
 # Bound of Config.resolved: the keys include numbers from the Pod's annotations.
 RESOLVED_MEMO_SIZE = 1024
+# Override values are text from the Pod (an image, an env value): a question whose overrides hold
+# more than this is resolved afresh and not kept, so the memo stays small (1024 entries of a few
+# KiB) however large the values the Pods send (each is bounded too: webhook.sidecar_overrides).
+MEMO_OVERRIDE_CHARS = 1024
 
 
 def resolve(
@@ -307,8 +357,12 @@ def resolve(
     largest number wins), then let the Pod's annotations override them.
 
     Memoized on the config (the same Settings object comes back for the same question, so
-    inject() can keep its per-settings plan on it)."""
+    inject() can keep its per-settings plan on it), but for overrides of more than
+    MEMO_OVERRIDE_CHARS."""
     finite = runs_to_completion(pod, context)
+    if overrides.per_container and sum(len(value) for *_, value in overrides.per_container) > MEMO_OVERRIDE_CHARS:
+        settings, warnings = _resolve(profiles, overrides, finite, config)
+        return settings, list(warnings)
     # The profiles' identities, not only their names: a caller may pass profiles of its own.
     key = (tuple((name, id(profile)) for name, profile in profiles), overrides, finite)
     memo = config.resolved

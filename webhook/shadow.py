@@ -4,8 +4,11 @@ An operator rolls a new profile out to a namespace in shadow first and reads wha
 (no anchor has this). A Pod whose selected profiles are all in shadow mode is decided in full
 and patched not at all: its answer is the ``shadow`` decision, no warning reaches the user,
 and the audit annotation summarises what injection would add, or the denial it would give.
-A Pod that also selects normal profiles is injected with those; the shadow profiles'
-additions on top of them are summarised the same way.
+A Pod that also selects normal profiles is decided with those alone, exactly as if the shadow
+profiles were not selected (webhook.policy splits them off first), and its decision is theirs
+(``injected``, counted so); when they inject, the shadow profiles' additions on top of them are
+summarised the same way. Why a shadow profile would be left out (its namespace, runToCompletion)
+or the Pod not injected is said in the summary, never to the user.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ def summary(pod: Mapping[str, Any], shadow: Shadow, injected: Mapping[str, Any] 
     """What the shadow profiles would add to the Pod beyond ``injected`` (the status of what the
     normal profiles did add), or the denial they would give, in one line."""
     profiles = ", ".join(shadow.profiles)
-    if shadow.settings is None:
+    if shadow.denial is not None:
         return clip(f"profiles {profiles} would deny the Pod: {shadow.denial}", MAX_MESSAGE_CHARS)
+    left_out = "".join(f"; {reason}" for reason in shadow.left_out)
+    if shadow.settings is None:
+        return clip(f"profiles {profiles} would not inject the Pod: {shadow.skipped}{left_out}", MAX_MESSAGE_CHARS)
     would = inject(pod, shadow.settings).status
     done = injected or {}
     parts = []
@@ -42,4 +48,4 @@ def summary(pod: Mapping[str, Any], shadow: Shadow, injected: Mapping[str, Any] 
         parts.append(f"terminationGracePeriodSeconds {grace['set']}")
     if would.get("shareProcessNamespace") and not done.get("shareProcessNamespace"):
         parts.append("shareProcessNamespace")
-    return clip(f"profiles {profiles} would add {'; '.join(parts) or 'nothing'}", MAX_MESSAGE_CHARS)
+    return clip(f"profiles {profiles} would add {'; '.join(parts) or 'nothing'}{left_out}", MAX_MESSAGE_CHARS)

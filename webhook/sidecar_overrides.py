@@ -10,6 +10,7 @@ Quantities are compared as the API server would: request <= limit <= the profile
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +25,22 @@ from webhook.jsontree import copy_tree, is_map
 
 Obj = dict[str, Any]
 Entry = tuple[str, str, str]  # (container, field, value), as annotations.Overrides.containers holds them
+
+# What one override may hold. A reference is a name of at most 255 characters, a tag of 128 and
+# a digest; an env value set by annotation is a setting, not a payload (a file belongs in a
+# ConfigMap). Longer values are denied, naming the bound: they would be copied into the patch,
+# the injected Pod and every answer's memo.
+MAX_IMAGE_CHARS = 512
+MAX_ENV_VALUE_CHARS = 4096
+
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_IMAGE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?",
+    re.ASCII,
+)
 
 
 @dataclass(frozen=True)
@@ -67,35 +84,70 @@ def allowed(profile_name: str, policy: OverridePolicy, field: str) -> str:
 
 
 def check(entries: tuple[Entry, ...], profiles: tuple[tuple[str, Profile], ...]) -> list[AnnotationError]:
-    """An error for every override that names no injected container, cannot be read, or the
-    profile does not allow; then for every request the overrides put above its limit."""
-    owners = {c["name"]: (name, profile, c) for name, profile in profiles
-              for c in (*profile.initContainers, *profile.containers)}
+    """An error for every override that names no injected container, cannot be read, or a
+    profile injecting that container does not allow; then for every request the overrides put
+    above its limit.
+
+    Container names are unique within a profile, not across profiles: when two selected
+    profiles both bring a ``proxy``, injection takes the first one's and leaves the other out
+    (with a warning), and the Plan lays the override over both. So an override must be allowed
+    by every selected profile that has a container of that name, and fit each one's spec:
+    checked against one profile, it could be laid over another's container, giving a sidecar
+    with that profile's identity (its token, its mounts) an image the other profile allows."""
+    owners: dict[str, list[tuple[str, Profile, Mapping[str, Any]]]] = {}
+    for name, profile in profiles:
+        for container in (*profile.initContainers, *profile.containers):
+            owners.setdefault(container["name"], []).append((name, profile, container))
     errors: list[AnnotationError] = []
     for container, field, value in entries:
         key = f"{PREFIX}{container}.{field}"
-        owner = owners.get(container)
-        if owner is None:
+        if container not in owners:
             selected = ", ".join(name for name, _ in profiles)
             errors.append(AnnotationError(key, value, f"profiles {selected} inject no container {container} "
                                                       f"(they inject: {', '.join(owners) or 'none'})"))
             continue
-        profile_name, profile, _ = owner
-        problem = _problem(key, field, value, profile_name, profile.overrides)
+        problem = next((found for profile_name, profile, _ in owners[container]
+                        if (found := _problem(key, field, value, profile_name, profile.overrides)) is not None), None)
         if problem is not None:
             errors.append(problem)
     if not errors:
         for override in grouped(entries):
-            errors += _over_limit(override, owners[override.container][2])
+            for _, _, spec in owners[override.container]:
+                errors += _over_limit(override, spec)
     return errors
+
+
+def image_reference(value: str) -> tuple[str, str | None, str | None] | None:
+    """(name, tag, digest) of an image reference (``name[:tag][@digest]``, the grammar of
+    distribution/reference that the container runtimes read), or None when it is not one:
+    ASCII only, no blanks, control or invisible characters."""
+    match = _IMAGE.fullmatch(value) if len(value) <= MAX_IMAGE_CHARS else None
+    return (match.group("name"), match.group("tag"), match.group("digest")) if match else None
+
+
+def image_allowed(value: str, patterns: list[str]) -> bool:
+    """Whether an image reference matches one of the patterns. A pattern is matched against the
+    whole reference, and a reference with a digest only by a pattern that names one itself
+    (contains ``@``): a digest pins any image of the repository, so ``envoyproxy/envoy:v1.3*``
+    must not let ``envoyproxy/envoy:v1.3@sha256:<anything>`` through."""
+    reference = image_reference(value)
+    if reference is None:
+        return False
+    pinned = reference[2] is not None
+    return any(fnmatchcase(value, pattern) for pattern in patterns if "@" in pattern or not pinned)
 
 
 def _problem(key: str, field: str, value: str, profile_name: str, policy: OverridePolicy) -> AnnotationError | None:
     if field == OVERRIDE_IMAGE:
-        if not value or any(ch.isspace() for ch in value):
-            return AnnotationError(key, value, "an image reference without blanks")
-        if not any(fnmatchcase(value, pattern) for pattern in policy.images):
-            return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
+        if len(value) > MAX_IMAGE_CHARS:
+            return AnnotationError(key, value, f"an image reference of at most {MAX_IMAGE_CHARS} characters")
+        if image_reference(value) is None:
+            return AnnotationError(key, value, "an image reference name[:tag][@digest] such as "
+                                               "registry.example.com/team/proxy:1.2 (ASCII, no blanks)")
+        if not image_allowed(value, policy.images):
+            pinned = "@" in value and not any("@" in pattern for pattern in policy.images)
+            return OverrideNotAllowed(key, value, allowed(profile_name, policy, field)
+                                      + ("; a digest only where a pattern has @" if pinned else ""))
         return None
     if field in OVERRIDE_RESOURCES:
         _, resource = OVERRIDE_RESOURCES[field]
@@ -107,6 +159,8 @@ def _problem(key: str, field: str, value: str, profile_name: str, policy: Overri
         if limit is None or amount > quantity.parse(limit):
             return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
         return None
+    if len(value) > MAX_ENV_VALUE_CHARS:
+        return AnnotationError(key, value, f"an env value of at most {MAX_ENV_VALUE_CHARS} characters")
     if not any(fnmatchcase(field.removeprefix(OVERRIDE_ENV), pattern) for pattern in policy.env):
         return OverrideNotAllowed(key, value, allowed(profile_name, policy, field))
     return None
@@ -116,8 +170,8 @@ def _amounts(resources: Any, kind: str) -> dict[str, Decimal]:
     values = resources.get(kind) if is_map(resources) else None
     found: dict[str, Decimal] = {}
     for name, text in (values.items() if is_map(values) else ()):
-        if quantity.is_quantity(str(text)):
-            found[name] = quantity.parse(str(text))
+        if (amount := quantity.value_of(text)) is not None:
+            found[name] = amount
     return found
 
 
@@ -133,7 +187,9 @@ def _over_limit(override: ContainerOverride, spec: Mapping[str, Any]) -> list[An
         field = next(f for f, where in OVERRIDE_RESOURCES.items() if where == (kind, name))
         keys[(kind, name)] = (f"{PREFIX}{override.container}.{field}", value)
     errors: list[AnnotationError] = []
-    for name in sorted(set(requests) & set(limits)):
+    # Only where the Pod set one of the two: a profile's own request above its own limit is the
+    # config's (refused at load), and has no annotation to name.
+    for name in sorted({name for _, name, _ in override.resources} & set(requests) & set(limits)):
         if requests[name] > limits[name]:
             key, value = keys.get(("requests", name)) or keys[("limits", name)]
             errors.append(AnnotationError(key, value, f"the {name} request of {override.container} must not "

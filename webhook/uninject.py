@@ -16,14 +16,15 @@ piece the status names is taken away by name.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from webhook.annotations import STATUS
 from webhook.config import Config
-from webhook.errors import Denied, LimitExceeded
+from webhook.errors import Denied, LimitExceeded, shown
 from webhook.inject import inject
 from webhook.jsontree import contains, copy_tree, is_map
 from webhook.policy import PodContext, decide
@@ -42,17 +43,56 @@ class Uninjection:
 
 
 def read_status(pod: Mapping[str, Any]) -> Obj | None:
-    """The status annotation's record, or None when the Pod has none that can be read."""
+    """The status annotation's record, or None when the Pod has none that can be read.
+
+    Read means of the shape injection writes (README: the status annotation): the names are
+    lists of strings, ``native`` and ``shareProcessNamespace`` booleans, ``appContainers`` a map
+    of records whose kinds are lists of strings (``probes`` only probe names), the grace period
+    a pair of whole seconds. A record another tool forged or garbled (``{"containers": 5}``, a
+    string where a list belongs) is unreadable as a whole, never half read: the Pod is still
+    "already injected" (the annotation is there), and repair and uninject leave it alone and
+    say so. Keys it does not know are ignored (later versions only ever add fields)."""
     metadata = pod.get("metadata")
     annotations = metadata.get("annotations") if is_map(metadata) else None
     text = annotations.get(STATUS) if is_map(annotations) else None
     if not isinstance(text, str):
         return None
     try:
-        status = json.loads(text)
-    except ValueError:
+        status = orjson.loads(text)
+    except orjson.JSONDecodeError:  # not JSON, nested beyond 1024 levels, an integer beyond 64 bits
         return None
-    return status if is_map(status) else None
+    return status if type(status) is dict and _readable(status) else None
+
+
+_NAME_LISTS = ("profiles", "initContainers", "containers", "volumes", "created")
+_FLAGS = ("native", "shareProcessNamespace")
+_APP_RECORD_LISTS = ("volumeMounts", "env", "lifecycle", "probes", "created")
+_PROBES = frozenset({"readinessProbe", "livenessProbe", "startupProbe"})
+
+
+def _strings(value: Any) -> bool:
+    return type(value) is list and all(type(item) is str for item in value)
+
+
+def _seconds(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _readable(status: Mapping[str, Any]) -> bool:
+    if not all(_strings(status[key]) for key in _NAME_LISTS if key in status):
+        return False
+    if not all(type(status[key]) is bool for key in _FLAGS if key in status):
+        return False
+    if "configHash" in status and type(status["configHash"]) is not str:
+        return False
+    grace = status.get("terminationGracePeriodSeconds", {"set": 0})
+    if type(grace) is not dict or not _seconds(grace.get("set")) or not (
+            grace.get("original") is None or _seconds(grace["original"])):
+        return False
+    records = status.get("appContainers", {})
+    return type(records) is dict and all(
+        type(record) is dict and all(_strings(record[kind]) for kind in _APP_RECORD_LISTS if kind in record)
+        and _PROBES.issuperset(record.get("probes", ())) for record in records.values())
 
 
 def reinjected(pod: Mapping[str, Any], context: PodContext, config: Config) -> Obj | None:
@@ -78,7 +118,8 @@ def injected_anew(pod: Mapping[str, Any], context: PodContext, config: Config) -
 
 
 def _by_name(items: Any) -> dict[str, Obj]:
-    return {item["name"]: item for item in items if is_map(item)} if isinstance(items, list) else {}
+    return {item["name"]: item for item in items if is_map(item) and type(item.get("name")) is str} \
+        if isinstance(items, list) else {}
 
 
 class _Undo:
@@ -107,8 +148,26 @@ class _Undo:
         present = _by_name(items)
         expected = _by_name(self.reference.get(key))
         gone = {name for name in names if self.ours(f"{what} {name}", present.get(name), expected.get(name))}
+        if key == "volumes":
+            gone -= self.still_mounted(gone)
         if gone:
             self.spec[key] = [item for item in items if not (is_map(item) and item.get("name") in gone)]
+
+    def still_mounted(self, volumes: set[str]) -> set[str]:
+        """Those of ``volumes`` a container left in place still mounts (one someone changed, so no
+        longer ours, or one of the Pod's own): taking them away would give an invalid Pod."""
+        kept: set[str] = set()
+        for key in ("initContainers", "containers", "ephemeralContainers"):
+            for container in _by_name(self.spec.get(key)).values():
+                for kind in ("volumeMounts", "volumeDevices"):
+                    mounts = container.get(kind)
+                    for mount in mounts if isinstance(mounts, list) else ():
+                        name = mount.get("name") if is_map(mount) else None
+                        if name in volumes and name not in kept:
+                            kept.add(name)
+                            self.warnings.append(f"volume {name} is still mounted by container "
+                                                 f"{container['name']}; left in place")
+        return kept
 
     def app_container(self, name: str, added: Mapping[str, Any]) -> None:
         container = _by_name(self.spec.get("containers")).get(name)
@@ -141,13 +200,13 @@ class _Undo:
         grace = status.get("terminationGracePeriodSeconds")
         if is_map(grace):
             current = self.spec.get("terminationGracePeriodSeconds")
-            if current != grace.get("set"):
-                self.warnings.append(f"terminationGracePeriodSeconds is {current}, not the {grace.get('set')} "
+            if current != grace["set"]:
+                self.warnings.append(f"terminationGracePeriodSeconds is {shown(current)}, not the {grace['set']} "
                                      "injection set; left in place")
             elif "spec.terminationGracePeriodSeconds" in created:
                 del self.spec["terminationGracePeriodSeconds"]
             else:
-                self.spec["terminationGracePeriodSeconds"] = grace.get("original")
+                self.spec["terminationGracePeriodSeconds"] = grace["original"]
         if status.get("shareProcessNamespace") is True:
             if self.spec.get("shareProcessNamespace") is True:
                 del self.spec["shareProcessNamespace"]
@@ -173,13 +232,11 @@ def uninject(pod: Mapping[str, Any], reference: Mapping[str, Any] | None = None)
         present = is_map(metadata) and is_map(metadata.get("annotations")) and STATUS in metadata["annotations"]
         return Uninjection(dict(pod), False, [f"{STATUS} cannot be read; left as it is"] if present else [])
     undo = _Undo(pod, reference)
-    names = lambda key: [n for n in status.get(key) or () if isinstance(n, str)]  # noqa: E731
-    undo.remove_named("initContainers", names("initContainers"), "init container")
-    undo.remove_named("initContainers" if status.get("native") else "containers", names("containers"), "sidecar")
-    undo.remove_named("volumes", names("volumes"), "volume")
-    added = status.get("appContainers")
-    for name, record in (added.items() if is_map(added) else ()):
-        if is_map(record):
-            undo.app_container(name, record)
+    undo.remove_named("initContainers", status.get("initContainers", []), "init container")
+    undo.remove_named("initContainers" if status.get("native") else "containers", status.get("containers", []),
+                      "sidecar")
+    for name, record in status.get("appContainers", {}).items():
+        undo.app_container(name, record)
+    undo.remove_named("volumes", status.get("volumes", []), "volume")  # once the mounts that go are gone
     undo.pod_level(status)
     return Uninjection(undo.pod, True, undo.warnings)

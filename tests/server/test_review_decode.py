@@ -178,3 +178,17 @@ def test_a_corrupted_byte_is_answered_as_the_whole_parse_answers_it(case: str, a
     reply, whole = answer(bytes(raw), CONFIG), _whole(bytes(raw))
     assert (reply.status, reply.reason, reply.body) == (whole.status, whole.reason, whole.body)
 
+
+
+def test_a_body_naming_our_status_is_parsed_whole_and_answered_alike() -> None:
+    """A reinvocation (our status annotation) is parsed whole at once, without the projection's
+    decode; where the key is only text elsewhere (a label) the whole parse answers as well."""
+    reinvoked = load_review("reinvoked-nothing-missing")
+    assert decode_review(orjson.dumps(reinvoked)) is None
+    plain = load_review("pod-basic")
+    plain["request"]["object"]["metadata"]["labels"] = {"sidecar-injector.io/status": "a label, not ours"}
+    raw = orjson.dumps(plain)
+    assert decode_review(raw) is None
+    from webhook.mutate import review
+
+    assert answer(raw, CONFIG).body == orjson.dumps(review(plain, CONFIG).review)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from webhook import quantity
+
 K8sObject = dict[str, Any]
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -75,7 +77,22 @@ def _check_container(container: Any, where: str) -> K8sObject:
         and all(isinstance(hook, dict) and sum(h in hook for h in _HANDLERS) == 1 for hook in lifecycle.values())
     ):
         raise ValueError(f"{where}.lifecycle hooks must each be an object with one handler")
+    _check_resources(container.get("resources"), where)
     return container
+
+
+def _check_resources(resources: Any, where: str) -> None:
+    """A request above its limit: the API server would refuse every Pod with this container
+    (and a Pod's override of the other resource could not be judged). Values that are not
+    quantities are left to the API server."""
+    requests = resources.get("requests") if isinstance(resources, dict) else None
+    limits = resources.get("limits") if isinstance(resources, dict) else None
+    if not isinstance(requests, dict) or not isinstance(limits, dict):
+        return
+    for name in sorted(set(requests) & set(limits)):
+        request, limit = quantity.value_of(requests[name]), quantity.value_of(limits[name])
+        if request is not None and limit is not None and request > limit:
+            raise ValueError(f"{where}.resources: the {name} request {requests[name]} exceeds its limit {limits[name]}")
 
 
 def _forbid(item: K8sObject, keys: tuple[str, ...], where: str, sidecar: bool) -> None:

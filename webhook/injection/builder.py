@@ -39,6 +39,7 @@ class Builder:
         self.taken_names = (
             names(self.app) | names(self.own_init) | names(items(self.spec.get("ephemeralContainers")))
         )
+        self.taken_by: dict[str, str] = {}  # container name -> the profile whose container was taken
         self.init_added: list[Obj] = []
         self.sidecars: list[tuple[str, Obj]] = []  # (profile name, container)
         self.sidecar_plans: list[tuple[Profile, tuple[str, ...]]] = []  # per sidecar: profile, prepared warnings

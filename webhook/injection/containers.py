@@ -7,32 +7,50 @@ shares the Pod's budget instead of bringing its own requests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from webhook.injection.builder import Builder, Obj
 from webhook.jsontree import Template, is_map
 from webhook.patch import Op, grown
 
 
-def take(builder: Builder, container: Template, what: str) -> Obj | None:
-    """A copy of a prepared container, unless the Pod already has a container by its name.
+def take(builder: Builder, container: Template, what: str, profile_name: str) -> Obj | None:
+    """A copy of a prepared container, unless the Pod already has a container by its name, or
+    an earlier selected profile brings one (names are unique within a profile only: the first
+    profile's is taken).
 
     Without ``fresh_copies`` only the container's own dict is copied: the builder changes
     a taken container by assigning its top-level keys, never inside its values."""
     name = container.value["name"]
     if name in builder.taken_names:
-        builder.warnings.append(f"{what} {name} not injected: the Pod already has a container named {name}")
+        owner = builder.taken_by.get(name)
+        builder.warnings.append(
+            f"{what} {name} not injected: the Pod already has a container named {name}" if owner is None else
+            f"{what} {name} of profile {profile_name} not injected: profile {owner} brings a container named {name}")
         return None
     builder.taken_names.add(name)
+    builder.taken_by[name] = profile_name
     return container.copy() if builder.fresh_copies else dict(container.value)
+
+
+def pod_budget(spec: Mapping[str, Any]) -> frozenset[str] | None:
+    """The resources the Pod's pod-level ``spec.resources`` budgets (in its requests or limits),
+    or None when it has none: what decides which of a container's own requests and limits go."""
+    resources = spec.get("resources")
+    if not is_map(resources):
+        return None
+    return frozenset(name for kind in ("requests", "limits") if is_map(values := resources.get(kind))
+                     for name in values)
 
 
 def fit_pod_level_resources(builder: Builder, container: Obj) -> None:
     """With pod-level resources the containers' sum must fit in them; a sidecar that
     brings its own requests could push it over, so it shares the Pod's budget instead."""
-    pod_resources = builder.spec.get("resources")
+    budgeted = pod_budget(builder.spec)
     own = container.get("resources")
-    if not is_map(pod_resources) or type(own) is not dict:
+    if budgeted is None or type(own) is not dict:
         return
-    budgeted = set(pod_resources.get("requests") or {}) | set(pod_resources.get("limits") or {})
     kept = dict(own)  # copy on write: the container's own objects may be the plan's
     dropped = False
     for kind in ("requests", "limits"):
@@ -58,13 +76,13 @@ def fit_pod_level_resources(builder: Builder, container: Obj) -> None:
 def collect_containers(builder: Builder) -> None:
     # The prepared containers already carry their profile's mounts; pod-level resources
     # only touch "resources", which no preparation step does, so the order does not matter.
-    for _, _, prepared in builder.plan.init:
-        taken = take(builder, prepared, "init container")
+    for profile_name, _, prepared in builder.plan.init:
+        taken = take(builder, prepared, "init container", profile_name)
         if taken is not None:
             fit_pod_level_resources(builder, taken)
             builder.init_added.append(taken)
     for profile_name, profile, prepared, warnings in builder.plan.sidecars:
-        taken = take(builder, prepared, "sidecar")
+        taken = take(builder, prepared, "sidecar", profile_name)
         if taken is not None:
             fit_pod_level_resources(builder, taken)
             builder.sidecars.append((profile_name, taken))

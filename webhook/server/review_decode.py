@@ -24,7 +24,10 @@ are typed so that whatever orjson would read otherwise (an integer beyond 64 bit
 float there) goes to the whole parse; a review of the projection that still ends in an
 internal error is answered from the whole body (``answers.answer``). Adding a field the review
 reads means adding it here. A Pod that carries our status annotation (a reinvocation, rare)
-is parsed whole: repair compares the containers and volumes injection added, whole.
+is parsed whole: repair compares the containers and volumes injection added, whole. A body
+that holds the annotation's key anywhere is handed to the whole parse before the projection is
+decoded (a reinvocation costs one parse, not two; a body that holds the key as other text is
+only parsed whole, and answered alike).
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ class _Review(TypedDict, total=False):
 
 
 _DECODER = msgspec.json.Decoder(_Review)
+_STATUS_KEY = f'"{STATUS}"'.encode()
 
 
 def decode_review(raw: bytes) -> dict[str, Any] | None:
@@ -152,6 +156,8 @@ def decode_review(raw: bytes) -> dict[str, Any] | None:
 
     msgspec checks the UTF-8 of the strings it decodes, not of those it skips; a body with
     invalid UTF-8 anywhere is left to the whole parse, which refuses it (a 400, as before)."""
+    if _STATUS_KEY in raw:
+        return None  # most likely a reinvocation (parsed whole, below); else the whole parse is as right
     if not raw.isascii():
         try:
             raw.decode("utf-8")
