@@ -72,9 +72,18 @@ _QUANTITY_MAPS = frozenset({"requests", "limits"})
 _QUANTITY_KEYS = frozenset({"sizeLimit"})
 
 
+def _in_order(actual: list[Any], expected: list[Any]) -> bool:
+    """Every expected object held by an object of ``actual``, in the same order, with others
+    between or after them: the API server appends to lists of objects (the service-account token
+    mount its admission plugin adds to every container, our injected sidecar included)."""
+    items = iter(actual)
+    return all(any(contains(candidate, item) for candidate in items) for item in expected)
+
+
 def contains(actual: Any, expected: Any) -> bool:
     """Whether ``actual`` holds all of ``expected``: every key of a mapping (more may be there,
-    such as the fields the API server defaults), lists item by item, quantities by value (the
+    such as the fields the API server defaults), a list of objects each in order (more may be
+    there, such as the token mount it adds), other lists item by item, quantities by value (the
     API server canonicalises them), other values equal."""
     cls = type(expected)
     if cls in _ATOMS:
@@ -82,7 +91,11 @@ def contains(actual: Any, expected: Any) -> bool:
     if type(actual) is cls and actual == expected:  # a part no one touched: compared in C, at once
         return True
     if cls is list:
-        return type(actual) is list and len(actual) == len(expected) and all(map(contains, actual, expected))
+        if type(actual) is not list:
+            return False
+        if expected and all(is_map(item) for item in expected):
+            return _in_order(actual, expected)
+        return len(actual) == len(expected) and all(map(contains, actual, expected))
     if not is_map(expected):
         return type(actual) is cls and actual == expected
     if not is_map(actual):

@@ -145,10 +145,14 @@ def decide(pod: Mapping[str, Any], context: PodContext, config: Config) -> Decis
         return skip("malformed-pod", problem)
     annotations, labels = _metadata(pod)
     if ann.STATUS in annotations:
-        # Not "not injected": on a reinvocation the sidecars are there. A Pod copied from an
-        # injected one carries the annotation too, and this line tells its author why.
+        # Not "not injected": on a reinvocation the sidecars are there (a Pod copied from an
+        # injected one carries the annotation too: `explain` and the audit annotations say why).
         message = f"the Pod already carries {ann.STATUS}"
-        return Decision(False, "already-injected", message, warnings=(f"already injected: {message}",))
+        # No warning: with reinvocationPolicy IfNeeded the API server calls us again on every
+        # Pod we injected (its ServiceAccount plugin runs again after our change), and kubectl
+        # would show every user the line. The audit annotations say it; repair warns when
+        # something of ours is gone or changed.
+        return Decision(False, "already-injected", message)
     # Opt-out is read before anything else so an opted-out Pod is never denied over its
     # other annotations; the annotation wins over the label.
     overrides, problems = ann.read_overrides(annotations, labels, config.profiles)

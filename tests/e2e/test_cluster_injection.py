@@ -54,8 +54,11 @@ def test_namespace_is_labelled(kube: Kubectl, injected_namespace: str) -> None:
 
 
 def test_bare_pod_gets_the_sidecar(kube: Kubectl, injected_namespace: str, version: tuple[int, int]) -> None:
-    kube.create(pod("bare", injected_namespace))
+    done = kube.create(pod("bare", injected_namespace))
     assert_injected(kube.get("pod", "bare", "-n", injected_namespace), version)
+    # The API server calls the webhook again (reinvocationPolicy IfNeeded, after its
+    # ServiceAccount plugin ran again): that call finds everything in place and says nothing.
+    assert "already injected" not in done.stderr and "changed by another webhook" not in done.stderr
 
 
 def test_deployment_pod_is_injected(kube: Kubectl, injected_namespace: str, version: tuple[int, int]) -> None:
