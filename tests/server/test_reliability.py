@@ -346,6 +346,21 @@ def test_early_answer_closes_the_connection(server: Server, head: bytes) -> None
     assert answered.split(b" ", 2)[1] in (b"415", b"404")
 
 
+@pytest.mark.parametrize("head", [
+    b"POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 300\r\n\r\n",
+    b"GET /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 300\r\n\r\n",
+], ids=["415", "405"])
+def test_an_early_answer_says_the_connection_closes(server: Server, head: bytes) -> None:
+    """The connection closes after an answer that left the body arriving: the answer must say so,
+    or a keep-alive client sends its next request into a closed connection (seen as a rare
+    'Server disconnected without sending a response' under load, when the body came late)."""
+    with tls_socket(server, timeout=5) as tls:
+        tls.sendall(head + b"x" * 100)  # the rest comes later, or never
+        answered = read_until_closed(tls)
+    status_head = answered.partition(b"\r\n\r\n")[0].lower()
+    assert b"\r\nconnection: close" in status_head, answered[:300]
+
+
 def test_a_pipelined_request_still_arriving_keeps_the_connection(server: Server) -> None:
     """Answering one request while the next (pipelined) one's body is still on its way is no early
     answer: the connection stays open and the second request is answered once it is complete."""

@@ -104,24 +104,33 @@ def too_large(limit: int) -> Reply:
 
 
 def precheck(method: str, headers: list[tuple[bytes, bytes]], limit: int) -> Reply | None:
-    """Refuse what can be refused before reading the body (405, 415, 413, 400); None means go on."""
-    if method != "POST":
-        return error_reply(405, "method-not-allowed", f"method {method} not allowed on {MUTATE_PATH}; use POST",
-                           headers=((b"allow", b"POST"),))
+    """Refuse what can be refused before reading the body (405, 415, 413, 400); None means go on.
+
+    Such an answer leaves the body unread, and the connection closes after it if the body is
+    still arriving then (webhook.server.connections): so it says ``Connection: close`` whenever
+    the request has a body, and a client never sends its next request into a closing connection."""
     content_type = b""
     content_length: bytes | None = None
+    chunked = False
     for name, value in headers:
         if name == b"content-type":
             content_type = value
         elif name == b"content-length":
             content_length = value
+        elif name == b"transfer-encoding":
+            chunked = True
+    closing = ((b"connection", b"close"),) if chunked or content_length not in (None, b"0") else ()
+    if method != "POST":
+        return error_reply(405, "method-not-allowed", f"method {method} not allowed on {MUTATE_PATH}; use POST",
+                           headers=((b"allow", b"POST"), *closing))
     media_type = content_type.split(b";", 1)[0].strip().lower()
     if media_type != b"application/json":
         shown = content_type.decode("latin-1") or "none"
-        return error_reply(415, "unsupported-media-type", f"Content-Type must be application/json, got {shown}")
+        return error_reply(415, "unsupported-media-type", f"Content-Type must be application/json, got {shown}",
+                           headers=closing)
     if content_length is not None:
         if not content_length.strip().isdigit():
-            return error_reply(400, "bad-content-length", "Content-Length is not a number")
+            return error_reply(400, "bad-content-length", "Content-Length is not a number", headers=(_CLOSE,))
         if int(content_length) > limit:
             return too_large(limit)
     return None
