@@ -290,6 +290,9 @@ def test_a_missing_permission_is_a_log_line_and_a_metric_never_a_failed_review(
         assert "the RBAC of manifests/overlays/cluster-aware grants it" in log
         assert '"reason":"forbidden"' in log
         assert webhook.get("/readyz")[0] == 200, "no feature but auto-TLS decides readiness"
+        # kubernetesVersion: auto with the Nodes unreadable: the fallback applies, and says so.
+        assert "kubernetesVersion: auto, but the version cannot be read: the fallback applies" in log
+        assert webhook.metric("sidecar_injector_kubernetes_version_info", version="1.30", source="fallback") == 1
     finally:
         webhook.stop()
 
