@@ -98,7 +98,7 @@ def test_shared_outputs_give_the_same_answers_and_never_change_the_plan() -> Non
 def test_large_override_values_are_not_kept_in_the_memo() -> None:
     """300 Pods with unique 200 KB env values grew a worker by 167 MB: values are bounded, and a
     question whose override values hold more than MEMO_OVERRIDE_CHARS is resolved afresh."""
-    from webhook.policy import MEMO_OVERRIDE_CHARS
+    from webhook.settings import MEMO_OVERRIDE_CHARS
 
     from engine_support import BASE_CONFIG, pod_review
 

@@ -1,4 +1,4 @@
-"""webhook/policy.py: decide() (every branch, in README's order) and resolve() (how profiles merge)."""
+"""webhook/policy.py: decide() (every branch, in README's order); and webhook/settings.py's resolve() (how profiles merge), reached through decide()."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from webhook.injection.probes import add_probes
 from webhook.injection.sharing import add_volumes, mount_app_volumes, share_process_namespace
 from webhook.jsontree import is_map
 from webhook.patch import Op, add, escape
-from webhook.policy import Settings
+from webhook.settings import Settings
 
 Obj = dict[str, Any]
 

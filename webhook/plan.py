@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook.config import PodInfo, Profile
 from webhook.jsontree import Template, copy_tree, is_map
-from webhook.policy import Settings
+from webhook.settings import Settings
 from webhook.sidecar_overrides import ContainerOverride
 from webhook.sidecar_overrides import apply as apply_override
 

@@ -4,7 +4,8 @@ Every later step trusts this model, so its validators cover what would otherwise
 an invalid Pod at admission time: names that must be DNS labels, mounts that must name a
 volume the profile brings, fields that the webhook itself owns. What a profile's container
 specs must look like is checked in ``container_checks``; reading a file into this model and
-the error messages that name key paths are ``loading``'s.
+the error messages that name key paths are ``loading``'s. A little over 300 lines: the model
+is one concept, and its validators belong beside the fields they guard.
 """
 
 from __future__ import annotations
@@ -310,7 +311,7 @@ class Config(_Strict):
 
     @cached_property
     def resolved(self) -> dict[Any, Any]:
-        """policy.resolve's memo for this config: settings depend only on the config, the
+        """webhook.settings.resolve's memo for this config: settings depend only on the config, the
         profiles chosen, the Pod's override annotations and whether it runs to completion.
         The config is frozen and a reload builds a new one, so entries never go stale."""
         return {}

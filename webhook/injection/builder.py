@@ -15,7 +15,7 @@ from typing import Any
 from webhook.config import Profile
 from webhook.patch import Op
 from webhook.plan import as_list, items, names, plan_for
-from webhook.policy import Settings
+from webhook.settings import Settings
 
 Obj = dict[str, Any]
 
