@@ -10,7 +10,8 @@ without its outages.
   server's certificate reloader picks it up (no restart), and reports on a Lease of its own
   which CA issued the leaf it serves, so the leader drops an old CA only when nobody serves it.
 - /readyz fails until the server serves a leaf of a CA in the bundle (a development placeholder
-  is served until then).
+  is served until then); the leader issues a leaf only from a CA the webhook configuration
+  already holds, so a ready replica is one the API server can verify.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class AutoTls:
         self.settings = TlsSettings(tuple(dns_names), tuple(ips), options.ca_lifetime, options.cert_lifetime,
                                     propagation_seconds=options.propagation_seconds)
         self.state = TlsState()  # the Secret as last read by this replica
+        self.configuration_missing = False  # the leader found no webhook configuration (warned once)
         self.elector = LeaderElector(cluster, f"{options.secret}-leader",
                                      duration_seconds=options.lease_duration_seconds,
                                      renew_seconds=max(1.0, options.lease_duration_seconds / 3),
@@ -90,7 +92,8 @@ class AutoTls:
     def not_ready_reasons(self) -> list[str]:
         if trusted(self.serving_certificate(), self.state):
             return []
-        return [f"auto-tls: waiting for a serving certificate from Secret {self.cluster.namespace}/{self.options.secret}"]
+        return [f"auto-tls: waiting for a serving certificate from Secret {self.cluster.namespace}/{self.options.secret}"
+                f" (issued once MutatingWebhookConfiguration {self.options.webhook_configuration} holds its CA)"]
 
     def _install(self, secret: Secret) -> None:
         self.state = parse(*_decode(secret))
@@ -207,14 +210,19 @@ class AutoTls:
             await self.elector.became_leader.wait()
             if self.elector.is_leader:
                 await self.cluster.guarded(FEATURE, "keep the certificates", self._check())
-            await asyncio.sleep(self.check_seconds)
+            # No serving pair yet (it waits for the webhook configuration to hold the CA, which
+            # kubectl may apply after the Deployment): look again soon, not a check period later.
+            await asyncio.sleep(self.check_seconds if self.state.leaf is not None else min(self.check_seconds, 1.0))
 
     async def _webhook_bundle(self) -> tuple[MutatingWebhookConfiguration | None, bytes | None]:
         found = await self._get(MutatingWebhookConfiguration, self.options.webhook_configuration)
         if found is _MISSING:
-            log.warning("no MutatingWebhookConfiguration to write the caBundle into",
-                        extra={"fields": {"name": self.options.webhook_configuration}})
+            if not self.configuration_missing:  # once, not on every look while it is missing
+                log.warning("no MutatingWebhookConfiguration to write the caBundle into: no serving certificate "
+                            "is issued until it exists", extra={"fields": {"name": self.options.webhook_configuration}})
+            self.configuration_missing = True
             return None, None
+        self.configuration_missing = False
         bundles = {(hook.clientConfig.caBundle or "") for hook in found.webhooks or []}  # type: ignore[attr-defined]
         value = base64.b64decode(bundles.pop()) if len(bundles) == 1 else None
         return found, value  # type: ignore[return-value]
@@ -261,4 +269,4 @@ class AutoTls:
 
 
 _MISSING = object()
-MAX_STEPS = 4  # plan steps per check: a fresh start takes two (CA, then the bundle); a rotation one each
+MAX_STEPS = 4  # plan steps per check: a fresh start takes two (the CA; the bundle, then the leaf); a rotation one each

@@ -5,6 +5,9 @@ serving pair, and during a CA rotation the next CA (phase 1) or the previous one
 The webhook configuration's caBundle (``bundle``) always holds every CA a replica may be
 serving a leaf of, so the API server never meets a certificate it cannot verify:
 
+0. a fresh start (or an unusable CA) makes the CA alone; the serving pair is issued only once
+   the webhook configuration holds that CA, so no replica is ready with a leaf the API server
+   cannot verify yet (it would be sent reviews it fails with "unknown authority");
 1. steady: the serving pair is renewed at ``renew_fraction`` of its life (two thirds), from the
    same CA, so the caBundle does not change;
 2. at two thirds of the CA's life a next CA is made and added to the bundle (old + new); once
@@ -172,13 +175,13 @@ def plan(state: TlsState, now: dt.datetime, settings: TlsSettings, webhook_bundl
          replica_issuers: list[str] | None) -> tuple[TlsState, str | None]:
     """One step: the next state and what was done (None: nothing to do).
 
-    ``webhook_bundle``: the caBundle the webhook configuration holds now (None: unknown);
+    ``webhook_bundle``: the caBundle the webhook configuration holds now (None: unknown, or no
+    webhook configuration: then no serving pair is issued, as none could be verified);
     ``replica_issuers``: the issuer key id of the leaf each live replica serves (None: unknown).
     """
     ca = state.ca
     if ca is None or now >= ca.cert.not_valid_after_utc:
-        ca = _new_ca(settings, now)
-        return TlsState(ca=ca, leaf=_new_leaf(ca, settings, now)), "created a CA and a serving certificate"
+        return TlsState(ca=_new_ca(settings, now)), "created a CA (its serving certificate once the bundle holds it)"
     if state.next_ca is not None:
         if state.bundle_confirmed_at is None:
             if webhook_bundle == bundle(state):
@@ -196,9 +199,16 @@ def plan(state: TlsState, now: dt.datetime, settings: TlsSettings, webhook_bundl
     elif now >= renew_at(ca.cert, settings.renew_fraction):
         return replace(state, next_ca=_new_ca(settings, now)), "CA rotation started: a new CA joins the bundle"
     problem = _leaf_problem(state, now, settings)
-    if problem is not None:
-        return replace(state, leaf=_new_leaf(ca, settings, now)), f"renewed the serving certificate ({problem})"
-    return state, None
+    if problem is None or not holds(webhook_bundle, ca.cert):
+        return state, None  # a leaf of a CA the API server does not trust yet would fail its calls
+    if state.leaf is None:
+        return replace(state, leaf=_new_leaf(ca, settings, now)), "issued the serving certificate"
+    return replace(state, leaf=_new_leaf(ca, settings, now)), f"renewed the serving certificate ({problem})"
+
+
+def holds(webhook_bundle: bytes | None, ca: x509.Certificate) -> bool:
+    """Whether the webhook configuration's caBundle holds this CA (None: unknown, so no)."""
+    return webhook_bundle is not None and pki.cert_pem(ca) in webhook_bundle
 
 
 def trusted(serving_pem: bytes | None, state: TlsState) -> bool:
