@@ -21,6 +21,7 @@ from webhook.cluster.tls_state import (
     parse,
     plan,
     renew_at,
+    servable,
     trusted,
 )
 
@@ -41,33 +42,25 @@ def _step(state: TlsState, now: dt.datetime, webhook: bytes | None = None,
 
 def _fresh() -> TlsState:
     state, action = _step(TlsState(), T0)
-    assert action == "created a CA (its serving certificate once the bundle holds it)"
-    state, action = _step(state, T0, webhook=bundle(state))
-    assert action == "issued the serving certificate"
+    assert action == "created a CA and a serving certificate"
     return state
 
 
-def test_the_first_serving_pair_waits_until_the_webhook_configuration_holds_its_ca() -> None:
+def test_the_first_pair_is_served_only_once_the_webhook_configuration_holds_its_ca() -> None:
     """A replica serving a leaf the API server cannot verify yet would be ready, get reviews and
     fail every one with 'x509: certificate signed by unknown authority'."""
-    state, _ = _step(TlsState(), T0)
-    assert state.ca is not None and state.leaf is None
-    assert not trusted(None, state)
-    other = pki.cert_pem(pki.generate_ca(now=T0)[1])
-    for held in (None, b"", other):  # unknown, empty (a fresh install), another CA (the CLI's)
-        assert _step(state, T0 + dt.timedelta(minutes=1), webhook=held) == (state, None)
-    issued, action = _step(state, T0, webhook=other + bundle(state))
-    assert action == "issued the serving certificate"
-    assert issuer_id(issued.leaf.cert) == key_id(state.ca.cert)
-
-
-def test_a_renewal_waits_too_while_the_bundle_lacks_the_ca() -> None:
-    """Someone overwrote the caBundle (kubectl apply of the manifests): the leader writes it back
-    before its next step, and never issues from a CA the bundle does not hold meanwhile."""
     state = _fresh()
-    due = renew_at(state.leaf.cert, 2 / 3)
-    assert _step(state, due, webhook=b"")[1] is None
-    assert _step(state, due, webhook=bundle(state))[1].startswith("renewed the serving certificate")
+    assert not servable(state)
+    other = pki.cert_pem(pki.generate_ca(now=T0)[1])
+    for held in (None, b"", other, other + bundle(state)):  # unknown, a fresh install, the CLI's CA, more
+        assert _step(state, T0, webhook=held) == (state, None)
+    confirmed, action = _step(state, T0, webhook=bundle(state))
+    assert action == "the webhook configuration holds the bundle"
+    assert servable(confirmed) and confirmed.leaf == state.leaf and bundle(confirmed) == bundle(state)
+    assert _step(confirmed, T0, webhook=bundle(state)) == (confirmed, None)
+    # A renewal keeps the bundle, so the renewed pair is served at once.
+    renewed, _ = _step(confirmed, renew_at(state.leaf.cert, 2 / 3), webhook=bundle(state))
+    assert servable(renewed) and renewed.leaf != state.leaf
 
 
 def test_a_first_plan_makes_a_ca_and_a_serving_pair_for_the_service() -> None:
@@ -80,15 +73,15 @@ def test_a_first_plan_makes_a_ca_and_a_serving_pair_for_the_service() -> None:
     assert bundle(state) == pki.cert_pem(state.ca.cert)
     assert trusted(pki.cert_pem(leaf), state)
     assert leaf.not_valid_after_utc == T0 + dt.timedelta(minutes=30)
-    assert _step(state, T0 + dt.timedelta(minutes=1), webhook=bundle(state)) == (state, None)  # nothing to do
+    assert _step(state, T0 + dt.timedelta(minutes=1)) == (state, None)  # nothing to do
 
 
 def test_the_serving_pair_is_renewed_at_two_thirds_of_its_life_from_the_same_ca() -> None:
     state = _fresh()
     due = renew_at(state.leaf.cert, 2 / 3)
     assert due == T0 + dt.timedelta(minutes=20)
-    assert _step(state, due - dt.timedelta(seconds=1), webhook=bundle(state))[1] is None
-    renewed, action = _step(state, due, webhook=bundle(state))
+    assert _step(state, due - dt.timedelta(seconds=1))[1] is None
+    renewed, action = _step(state, due)
     assert action.startswith("renewed the serving certificate")
     assert renewed.ca == state.ca and bundle(renewed) == bundle(state)  # the caBundle stays
     assert renewed.leaf.cert.serial_number != state.leaf.cert.serial_number
@@ -104,8 +97,10 @@ def test_a_ca_rotation_keeps_every_served_leaf_in_the_bundle() -> None:
     # Phase 1: the serving pair may not move to the new CA before the API server trusts it.
     assert _step(state, now + dt.timedelta(minutes=5), webhook=None)[1] is None
     assert _step(state, now + dt.timedelta(minutes=5), webhook=pki.cert_pem(old_ca))[1] is None
+    assert not servable(state)  # replicas keep the pair they serve
     state, action = _step(state, now, webhook=bundle(state))
     assert action == "the webhook configuration holds the new CA"
+    assert servable(state)
     assert _step(state, now + dt.timedelta(seconds=9), webhook=bundle(state))[1] is None
     before = state
     state, action = _step(state, now + dt.timedelta(seconds=10), webhook=bundle(before))
@@ -113,6 +108,7 @@ def test_a_ca_rotation_keeps_every_served_leaf_in_the_bundle() -> None:
     assert issuer_id(state.leaf.cert) == key_id(before.next_ca.cert)
     assert bundle(state) == bundle(before)  # phase 2: both CAs, old first
     assert trusted(pki.cert_pem(state.leaf.cert), state) and trusted(pki.cert_pem(before.leaf.cert), state)
+    assert servable(state)  # the bundle did not change: the new CA's pair is served at once
     # Phase 2: the old CA stays while any replica still serves a leaf of it (or is unknown).
     later = now + dt.timedelta(seconds=20)
     assert _step(state, later, replicas=None)[1] is None
@@ -121,6 +117,7 @@ def test_a_ca_rotation_keeps_every_served_leaf_in_the_bundle() -> None:
     assert action == "every replica serves the new CA: the old one left the bundle"
     assert bundle(state) == pki.cert_pem(state.ca.cert)
     assert not trusted(pki.cert_pem(before.leaf.cert), state)
+    assert _step(state, later, webhook=bundle(state))[1] == "the webhook configuration holds the bundle"
 
 
 def test_the_old_ca_leaves_the_bundle_when_it_expires_even_if_a_replica_lags() -> None:
@@ -141,21 +138,21 @@ def test_an_unusable_ca_is_replaced(damage: str) -> None:
     elif damage == "mismatched":
         data["ca.key"] = pki.key_pem(pki.generate_ca()[0])
     now = T0 + (dt.timedelta(hours=2) if damage == "expired" else dt.timedelta(minutes=1))
-    new, action = _step(parse(data, annotations), now, webhook=bundle(state))
-    assert action == "created a CA (its serving certificate once the bundle holds it)"
-    assert new.ca.cert != state.ca.cert and new.leaf is None
+    new, action = _step(parse(data, annotations), now)
+    assert action == "created a CA and a serving certificate"
+    assert new.ca.cert != state.ca.cert
 
 
 def test_a_leaf_with_other_names_or_another_issuer_is_reissued() -> None:
     state = _fresh()
     other = TlsSettings(dns_names=("elsewhere.svc",), ip_addresses=(), ca_lifetime=SETTINGS.ca_lifetime,
                         cert_lifetime=SETTINGS.cert_lifetime)
-    moved, action = plan(state, T0, other, bundle(state), None)
+    moved, action = plan(state, T0, other, None, None)
     assert action == "renewed the serving certificate (the serving certificate's names differ from the Service's)"
     foreign_key, foreign = pki.generate_ca(now=T0)
     key, leaf = pki.generate_serving_cert(foreign_key, foreign, ["x"], [], now=T0)
     stray = TlsState(ca=state.ca, leaf=type(state.leaf)(leaf, key))
-    assert _step(stray, T0, webhook=bundle(stray))[1] == "renewed the serving certificate (the serving certificate is not from the current CA)"
+    assert _step(stray, T0)[1] == "renewed the serving certificate (the serving certificate is not from the current CA)"
 
 
 def test_the_bundle_verifies_the_served_chain_as_a_tls_client_would() -> None:

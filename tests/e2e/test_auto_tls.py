@@ -119,6 +119,7 @@ class PodLoop(threading.Thread):
         super().__init__(daemon=True)
         self.kube, self.namespace = kube, namespace
         self.created = 0
+        self.created_at: list[float] = []  # monotonic time of each create that passed
         self.failures: list[str] = []
         self.halt = threading.Event()
 
@@ -131,6 +132,7 @@ class PodLoop(threading.Thread):
             done = self.kube.create(manifest, check=False)
             if done.returncode == 0:
                 self.created += 1
+                self.created_at.append(time.monotonic())
             else:
                 self.failures.append(done.stderr.strip())
             time.sleep(0.2)
@@ -158,9 +160,12 @@ def test_renewals_and_a_ca_rotation_pass_while_pods_are_created(kube: Kubectl, s
     finally:
         loop.halt.set()
         loop.join(30)
-    timing("auto-tls: rotations observed within (s)", time.monotonic() - started)
+    ended = time.monotonic()
+    timing("auto-tls: rotations observed within (s)", ended - started)
     assert loop.failures == [], f"{len(loop.failures)} of {loop.created + len(loop.failures)} creates failed"
-    assert loop.created > 100
+    # Creates went on all through the rotations (how many depends on the machine's load).
+    moments = [started, *loop.created_at, ended]
+    assert max(b - a for a, b in zip(moments, moments[1:])) < 10, "a pause of 10 s or more without a create"
     assert len(leaves) >= 3, f"two serving-pair rotations (saw {len(leaves) - 1})"
     assert len(cas) >= 2 and max(bundle_sizes) == 2, "a CA rotation, with both CAs in the bundle for a while"
     assert bundle_sizes[-1] == 1, "the old CA left the bundle once every replica served the new one"

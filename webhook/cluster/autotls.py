@@ -10,8 +10,9 @@ without its outages.
   server's certificate reloader picks it up (no restart), and reports on a Lease of its own
   which CA issued the leaf it serves, so the leader drops an old CA only when nobody serves it.
 - /readyz fails until the server serves a leaf of a CA in the bundle (a development placeholder
-  is served until then); the leader issues a leaf only from a CA the webhook configuration
-  already holds, so a ready replica is one the API server can verify.
+  is served until then); a replica installs the Secret's pair only once the leader has seen the
+  webhook configuration hold the Secret's bundle, so a ready replica is one the API server can
+  verify.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from lightkube.types import PatchType
 from webhook import pki
 from webhook.cluster.client import Cluster
 from webhook.cluster.leader import LeaderElector
-from webhook.cluster.tls_state import TlsSettings, TlsState, bundle, dump, issuer_id, parse, plan, trusted
+from webhook.cluster.tls_state import TlsSettings, TlsState, bundle, dump, issuer_id, parse, plan, servable, trusted
 
 log = logging.getLogger("webhook.cluster.autotls")
 FEATURE = "auto-tls"
@@ -93,13 +94,13 @@ class AutoTls:
         if trusted(self.serving_certificate(), self.state):
             return []
         return [f"auto-tls: waiting for a serving certificate from Secret {self.cluster.namespace}/{self.options.secret}"
-                f" (issued once MutatingWebhookConfiguration {self.options.webhook_configuration} holds its CA)"]
+                f" (served once MutatingWebhookConfiguration {self.options.webhook_configuration} holds its CA)"]
 
     def _install(self, secret: Secret) -> None:
         self.state = parse(*_decode(secret))
         leaf = self.state.leaf
-        if leaf is None:
-            return
+        if leaf is None or not servable(self.state):
+            return  # keep serving what we have until the webhook configuration holds this bundle
         cert, key = pki.cert_pem(leaf.cert), pki.key_pem(leaf.key)
         current = self.cert_dir / pki.TLS_CERT
         if current.is_file() and current.read_bytes() == cert:
@@ -210,16 +211,16 @@ class AutoTls:
             await self.elector.became_leader.wait()
             if self.elector.is_leader:
                 await self.cluster.guarded(FEATURE, "keep the certificates", self._check())
-            # No serving pair yet (it waits for the webhook configuration to hold the CA, which
-            # kubectl may apply after the Deployment): look again soon, not a check period later.
-            await asyncio.sleep(self.check_seconds if self.state.leaf is not None else min(self.check_seconds, 1.0))
+            # The pair not servable yet (it waits for the webhook configuration to hold the bundle,
+            # which kubectl may apply after the Deployment): look again soon, not a period later.
+            await asyncio.sleep(self.check_seconds if servable(self.state) else min(self.check_seconds, 1.0))
 
     async def _webhook_bundle(self) -> tuple[MutatingWebhookConfiguration | None, bytes | None]:
         found = await self._get(MutatingWebhookConfiguration, self.options.webhook_configuration)
         if found is _MISSING:
             if not self.configuration_missing:  # once, not on every look while it is missing
-                log.warning("no MutatingWebhookConfiguration to write the caBundle into: no serving certificate "
-                            "is issued until it exists", extra={"fields": {"name": self.options.webhook_configuration}})
+                log.warning("no MutatingWebhookConfiguration to write the caBundle into: no replica serves "
+                            "the Secret's certificate until it exists", extra={"fields": {"name": self.options.webhook_configuration}})
             self.configuration_missing = True
             return None, None
         self.configuration_missing = False
@@ -269,4 +270,4 @@ class AutoTls:
 
 
 _MISSING = object()
-MAX_STEPS = 4  # plan steps per check: a fresh start takes two (the CA; the bundle, then the leaf); a rotation one each
+MAX_STEPS = 4  # plan steps per check: a fresh start takes two (the CA and pair; the bundle, confirmed); a rotation one each

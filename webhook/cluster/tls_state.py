@@ -5,9 +5,11 @@ serving pair, and during a CA rotation the next CA (phase 1) or the previous one
 The webhook configuration's caBundle (``bundle``) always holds every CA a replica may be
 serving a leaf of, so the API server never meets a certificate it cannot verify:
 
-0. a fresh start (or an unusable CA) makes the CA alone; the serving pair is issued only once
-   the webhook configuration holds that CA, so no replica is ready with a leaf the API server
-   cannot verify yet (it would be sent reviews it fails with "unknown authority");
+0. a replica serves the Secret's pair only once the leader has seen the webhook configuration
+   hold the Secret's bundle (``servable``: the bundle's digest, recorded in an annotation), so
+   on a fresh start no replica is ready before the API server can verify it (it would be sent
+   reviews and fail them with "unknown authority"); the Secret, of type kubernetes.io/tls,
+   always holds a pair;
 1. steady: the serving pair is renewed at ``renew_fraction`` of its life (two thirds), from the
    same CA, so the caBundle does not change;
 2. at two thirds of the CA's life a next CA is made and added to the bundle (old + new); once
@@ -22,6 +24,7 @@ serving a leaf of, so the API server never meets a certificate it cannot verify:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, replace
 
 from cryptography import x509
@@ -31,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from webhook import pki
 
 CONFIRMED_ANNOTATION = "sidecar-injector.io/bundle-confirmed-at"
+HELD_ANNOTATION = "sidecar-injector.io/webhook-bundle-sha256"
 KEYS = {"ca": ("ca.crt", "ca.key"), "leaf": ("tls.crt", "tls.key"), "next_ca": ("ca-next.crt", "ca-next.key")}
 PREVIOUS_CA = "ca-previous.crt"
 BUNDLE = "ca-bundle.crt"
@@ -59,6 +63,7 @@ class TlsState:
     next_ca: Pair | None = None
     previous_ca: x509.Certificate | None = None
     bundle_confirmed_at: dt.datetime | None = None
+    held_bundle: str | None = None  # digest of the bundle the webhook configuration was seen to hold
 
 
 def key_id(cert: x509.Certificate) -> str:
@@ -112,13 +117,25 @@ def parse(data: dict[str, bytes], annotations: dict[str, str]) -> TlsState:
         except ValueError:
             confirmed = None
     return TlsState(ca=_pair(data, *KEYS["ca"]), leaf=_pair(data, *KEYS["leaf"]),
-                    next_ca=_pair(data, *KEYS["next_ca"]), previous_ca=previous, bundle_confirmed_at=confirmed)
+                    next_ca=_pair(data, *KEYS["next_ca"]), previous_ca=previous, bundle_confirmed_at=confirmed,
+                    held_bundle=annotations.get(HELD_ANNOTATION) or None)
 
 
 def bundle(state: TlsState) -> bytes:
     """The caBundle: previous (phase 2), current, next (phase 1) CAs, PEM."""
     certs = [state.previous_ca, state.ca.cert if state.ca else None, state.next_ca.cert if state.next_ca else None]
     return b"".join(pki.cert_pem(cert) for cert in certs if cert is not None)
+
+
+def bundle_digest(state: TlsState) -> str:
+    return hashlib.sha256(bundle(state)).hexdigest()
+
+
+def servable(state: TlsState) -> bool:
+    """Whether replicas may serve the state's pair: the webhook configuration was seen holding
+    exactly this bundle (a bundle that changed since is confirmed again before a new pair is
+    served; replicas keep serving the pair they have meanwhile)."""
+    return state.leaf is not None and state.held_bundle == bundle_digest(state)
 
 
 def dump(state: TlsState) -> tuple[dict[str, bytes], dict[str, str]]:
@@ -135,6 +152,8 @@ def dump(state: TlsState) -> tuple[dict[str, bytes], dict[str, str]]:
     annotations = {}
     if state.bundle_confirmed_at is not None:
         annotations[CONFIRMED_ANNOTATION] = state.bundle_confirmed_at.isoformat()
+    if state.held_bundle is not None:
+        annotations[HELD_ANNOTATION] = state.held_bundle
     return data, annotations
 
 
@@ -175,13 +194,18 @@ def plan(state: TlsState, now: dt.datetime, settings: TlsSettings, webhook_bundl
          replica_issuers: list[str] | None) -> tuple[TlsState, str | None]:
     """One step: the next state and what was done (None: nothing to do).
 
-    ``webhook_bundle``: the caBundle the webhook configuration holds now (None: unknown, or no
-    webhook configuration: then no serving pair is issued, as none could be verified);
+    ``webhook_bundle``: the caBundle the webhook configuration holds now (None: unknown);
     ``replica_issuers``: the issuer key id of the leaf each live replica serves (None: unknown).
     """
     ca = state.ca
     if ca is None or now >= ca.cert.not_valid_after_utc:
-        return TlsState(ca=_new_ca(settings, now)), "created a CA (its serving certificate once the bundle holds it)"
+        ca = _new_ca(settings, now)
+        return TlsState(ca=ca, leaf=_new_leaf(ca, settings, now)), "created a CA and a serving certificate"
+    if webhook_bundle == bundle(state) and state.held_bundle != bundle_digest(state):
+        if state.next_ca is not None and state.bundle_confirmed_at is None:
+            return (replace(state, held_bundle=bundle_digest(state), bundle_confirmed_at=now),
+                    "the webhook configuration holds the new CA")
+        return replace(state, held_bundle=bundle_digest(state)), "the webhook configuration holds the bundle"
     if state.next_ca is not None:
         if state.bundle_confirmed_at is None:
             if webhook_bundle == bundle(state):
@@ -190,8 +214,9 @@ def plan(state: TlsState, now: dt.datetime, settings: TlsSettings, webhook_bundl
         if (now - state.bundle_confirmed_at).total_seconds() < settings.propagation_seconds:
             return state, None
         new = state.next_ca
-        return (TlsState(ca=new, leaf=_new_leaf(new, settings, now), previous_ca=ca.cert),
-                "serving a certificate from the new CA")
+        # The bundle stays (old and new CA), and so does its confirmation.
+        return (TlsState(ca=new, leaf=_new_leaf(new, settings, now), previous_ca=ca.cert,
+                         held_bundle=state.held_bundle), "serving a certificate from the new CA")
     if state.previous_ca is not None:
         if now >= state.previous_ca.not_valid_after_utc or (
                 replica_issuers is not None and all(i == key_id(ca.cert) for i in replica_issuers)):
@@ -199,16 +224,9 @@ def plan(state: TlsState, now: dt.datetime, settings: TlsSettings, webhook_bundl
     elif now >= renew_at(ca.cert, settings.renew_fraction):
         return replace(state, next_ca=_new_ca(settings, now)), "CA rotation started: a new CA joins the bundle"
     problem = _leaf_problem(state, now, settings)
-    if problem is None or not holds(webhook_bundle, ca.cert):
-        return state, None  # a leaf of a CA the API server does not trust yet would fail its calls
-    if state.leaf is None:
-        return replace(state, leaf=_new_leaf(ca, settings, now)), "issued the serving certificate"
-    return replace(state, leaf=_new_leaf(ca, settings, now)), f"renewed the serving certificate ({problem})"
-
-
-def holds(webhook_bundle: bytes | None, ca: x509.Certificate) -> bool:
-    """Whether the webhook configuration's caBundle holds this CA (None: unknown, so no)."""
-    return webhook_bundle is not None and pki.cert_pem(ca) in webhook_bundle
+    if problem is not None:
+        return replace(state, leaf=_new_leaf(ca, settings, now)), f"renewed the serving certificate ({problem})"
+    return state, None
 
 
 def trusted(serving_pem: bytes | None, state: TlsState) -> bool:
