@@ -10,7 +10,8 @@ import pytest
 from webhook import annotations as ann
 from webhook.config import Config, PodInfo, Probes, parse_config
 from webhook.errors import AnnotationError, LimitExceeded, ProfileNotAllowed, RequesterNotAllowed
-from webhook.policy import Decision, PodContext, decide, owner_kinds, resolve, runs_to_completion
+from webhook.policy import Decision, PodContext, decide, owner_kinds, runs_to_completion
+from webhook.settings import resolve
 
 SHOP = PodContext(namespace="shop")
 
@@ -604,7 +605,7 @@ def test_version_gates_reach_the_settings(version: str, native: bool, sleep: boo
 
 def test_resolve_directly() -> None:
     profiles = (("proxy", CONFIG.profiles["proxy"]), ("jvm", CONFIG.profiles["jvm"]))
-    settings, warnings = resolve(profiles, ann.Overrides(drain_seconds=9), make_pod(), SHOP, CONFIG)
+    settings, warnings = resolve(profiles, ann.Overrides(drain_seconds=9), False, CONFIG)
     assert warnings == []
     assert settings.profiles == profiles and settings.drain_seconds == 9 and settings.warmup_seconds == 90
 

@@ -27,8 +27,7 @@ from webhook.errors import (
 )
 from webhook.jsontree import is_map
 from webhook.pod_shape import shape_problem
-from webhook.settings import Settings
-from webhook.settings import resolve as settings_of
+from webhook.settings import Settings, resolve
 from webhook.sidecar_overrides import check as check_overrides
 
 # Kinds whose Pods run to completion: a legacy sidecar would keep them running forever.
@@ -229,7 +228,7 @@ def _with_profiles(names: tuple[str, ...], overrides: ann.Overrides, pod: Mappin
                                              f"(no native sidecars on {config.kube_version})"), left_out
         warnings += completing
         profiles = kept
-    settings, setting_warnings = resolve(profiles, overrides, pod, context, config)
+    settings, setting_warnings = resolve(profiles, overrides, runs_to_completion(pod, context), config)
     message = f"injecting profiles {', '.join(name for name, _ in profiles)}"
     return Decision(True, "injected", message, settings, (*warnings, *setting_warnings)), left_out
 
@@ -313,9 +312,3 @@ def _selection_problems(overrides: ann.Overrides, profiles: tuple[tuple[str, Pro
                                             f"the Pod has no container {listed(unknown)}; "
                                             f"its containers: {listed(have)}"))
     return problems
-
-
-def resolve(profiles: tuple[tuple[str, Profile], ...], overrides: ann.Overrides, pod: Mapping[str, Any],
-            context: PodContext, config: Config) -> tuple[Settings, list[str]]:
-    """The Pod's settings from its profiles and annotations (webhook.settings merges them)."""
-    return settings_of(profiles, overrides, runs_to_completion(pod, context), config)
