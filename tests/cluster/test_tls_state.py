@@ -99,6 +99,9 @@ def test_a_ca_rotation_keeps_every_served_leaf_in_the_bundle() -> None:
     assert _step(state, now + dt.timedelta(minutes=5), webhook=pki.cert_pem(old_ca))[1] is None
     assert not servable(state)  # replicas keep the pair they serve
     state, action = _step(state, now, webhook=bundle(state))
+    assert action == "the webhook configuration holds the bundle"
+    assert servable(state) and state.bundle_confirmed_at is None
+    state, action = _step(state, now, webhook=bundle(state))
     assert action == "the webhook configuration holds the new CA"
     assert servable(state)
     assert _step(state, now + dt.timedelta(seconds=9), webhook=bundle(state))[1] is None

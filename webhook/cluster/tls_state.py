@@ -202,9 +202,6 @@ def plan(state: TlsState, now: dt.datetime, settings: TlsSettings, webhook_bundl
         ca = _new_ca(settings, now)
         return TlsState(ca=ca, leaf=_new_leaf(ca, settings, now)), "created a CA and a serving certificate"
     if webhook_bundle == bundle(state) and state.held_bundle != bundle_digest(state):
-        if state.next_ca is not None and state.bundle_confirmed_at is None:
-            return (replace(state, held_bundle=bundle_digest(state), bundle_confirmed_at=now),
-                    "the webhook configuration holds the new CA")
         return replace(state, held_bundle=bundle_digest(state)), "the webhook configuration holds the bundle"
     if state.next_ca is not None:
         if state.bundle_confirmed_at is None:
