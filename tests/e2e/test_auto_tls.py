@@ -118,10 +118,13 @@ class PodLoop(threading.Thread):
     def __init__(self, kube: Kubectl, namespace: str) -> None:
         super().__init__(daemon=True)
         self.kube, self.namespace = kube, namespace
-        self.created = 0
         self.created_at: list[float] = []  # monotonic time of each create that passed
         self.failures: list[str] = []
         self.halt = threading.Event()
+
+    @property
+    def created(self) -> int:
+        return len(self.created_at)
 
     def run(self) -> None:
         while not self.halt.is_set():
@@ -131,7 +134,6 @@ class PodLoop(threading.Thread):
                         "spec": {"nodeName": "e2e-nowhere", "containers": [container()]}}
             done = self.kube.create(manifest, check=False)
             if done.returncode == 0:
-                self.created += 1
                 self.created_at.append(time.monotonic())
             else:
                 self.failures.append(done.stderr.strip())
